@@ -1,0 +1,147 @@
+"""The Python API: compare(), pretrain(), finetune(), load_model().
+
+Every function validates the whole config (components, params, metrics) and the data before
+the first expensive step, and raises SSLCoreError subclasses; it never exits the process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sslcore.experiment import Report
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on a model hub
+
+__all__ = ["Report", "compare", "finetune", "load_model", "pretrain"]
+
+
+def _prepare(vertical_or_config: Any, data: Any, *, quick: bool, tracking_uri: str | None,
+             overrides: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+    from sslcore.experiment import load_data, resolve_config
+    from sslcore.plugins import load_registries
+
+    registries = load_registries()
+    overrides = dict(overrides or {})
+    if tracking_uri:
+        overrides["tracking"] = {"uri": tracking_uri}
+    cfg = resolve_config(vertical_or_config, registries, quick=quick, overrides=overrides)
+    return cfg, registries, load_data(cfg, registries, data)
+
+
+def compare(vertical_or_config: Any, data: Any = None, *,
+            label_fractions: list[float] | None = None, seeds: list[int] | None = None,
+            tracking_uri: str | None = None, quick: bool = False, resume: bool = False,
+            progress: bool = True) -> Report:
+    """Pretrain on the unlabeled pool, then compare SSL heads with labeled-only baselines.
+
+    Args:
+        vertical_or_config: a vertical name (``"fraud_transactions"``), a YAML path, a mapping
+            or an ExperimentConfig.
+        data: the user's own data, ``{"unlabeled": X, "labeled": (X, y), "test": (X, y)}`` with
+            numpy arrays, torch tensors or polars/pandas frames; None uses the built-in data.
+        label_fractions: fractions of the labeled pool to sweep (default 1%, 5%, 10%, 25%, 100%).
+        seeds: seeds of the labeled subsets and models (default 0, 1, 2).
+        tracking_uri: MLflow tracking URI (default ``sqlite:///mlflow.db``).
+        quick: the vertical's quick recipe (smaller data and budgets) for demos and smoke tests.
+        resume: continue pretraining from the last checkpoint of an identical config and data.
+
+    Returns:
+        Report: ``.table`` (polars: label_fraction, arm, method, metric, mean, std, n_seeds) and
+        ``.run_id`` (the MLflow parent run).
+
+    Raises:
+        ConfigError, DataError, UnknownComponentError: before any training starts.
+    """
+    from sslcore.experiment import run_experiment
+
+    evaluation: dict[str, Any] = {}
+    if label_fractions is not None:
+        evaluation["label_fractions"] = list(label_fractions)
+    if seeds is not None:
+        evaluation["seeds"] = list(seeds)
+    cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
+                                         tracking_uri=tracking_uri,
+                                         overrides={"evaluation": evaluation} if evaluation else None)
+    return run_experiment(cfg, registries, ssl_data, resume=resume, progress=progress)
+
+
+def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | None = None,
+             quick: bool = False, resume: bool = False, progress: bool = True) -> Path:
+    """Pretrain the encoder only (single process or under torchrun); return its checkpoint dir.
+
+    ``compare(..., resume=True)`` with the same config and data reuses the checkpoint.
+    """
+    from sslcore import tracking
+    from sslcore.distributed import cleanup_distributed, init_distributed, is_main_process
+    from sslcore.experiment import checkpoint_dir
+    from sslcore.train.build import build_pretraining, run_pretraining
+
+    cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
+                                         tracking_uri=tracking_uri)
+    device = init_distributed()
+    ckpt = checkpoint_dir(cfg, ssl_data)
+    built = build_pretraining(cfg, registries, ssl_data)
+    try:
+        if is_main_process():
+            experiment = cfg.tracking.experiment or f"sslcore-{cfg.vertical}"
+            with tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-pretrain",
+                                     {"sslcore.vertical": cfg.vertical, "sslcore.kind": "pretrain"},
+                                     ssl_data.card().as_params()):
+                run_pretraining(cfg, built, ssl_data, ckpt, resume=resume, device=device,
+                                progress=progress, log_to_mlflow=True)
+        else:
+            run_pretraining(cfg, built, ssl_data, ckpt, resume=resume, device=device,
+                            progress=False, log_to_mlflow=False)
+    finally:
+        cleanup_distributed()
+    return ckpt
+
+
+def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetune",
+             label_fraction: float = 1.0, seed: int = 0, quick: bool = False) -> Any:
+    """Fit one SSL head on the pretrained encoder (from ``pretrain()``) and return it.
+
+    The returned Method has ``predict_scores(x)``. Raises CheckpointError when the encoder was
+    not pretrained for this config and data.
+    """
+    from sslcore.contracts import FitContext
+    from sslcore.data.sampling import nested_subsets
+    from sslcore.distributed import pick_device
+    from sslcore.errors import CheckpointError, ConfigError
+    from sslcore.experiment import checkpoint_dir
+    from sslcore.train.build import build_pretraining
+    from sslcore.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick, tracking_uri=None)
+    refs = {r.label: r for r in cfg.heads}
+    if method not in refs:
+        raise ConfigError(f"method: {method!r} is not a head of this config; choose from "
+                          f"{sorted(refs)}")
+    ckpt = latest_checkpoint(checkpoint_dir(cfg, ssl_data))
+    if ckpt is None:
+        raise CheckpointError(f"no pretrained encoder in {checkpoint_dir(cfg, ssl_data)}; run "
+                              "sslcore.pretrain() (or `sslcore pretrain`) with this config first")
+    built = build_pretraining(cfg, registries, ssl_data)
+    built.task.load_state_dict(load_checkpoint(ckpt)["model"])
+    device = pick_device()
+    ev = cfg.evaluation
+    subset = nested_subsets(ssl_data.labeled_y, [label_fraction], seed,
+                            min_per_class=ev.min_labeled_per_class, val_fraction=ev.val_fraction)[0]
+    ctx = FitContext(
+        x_train=ssl_data.labeled_x[subset.train], y_train=ssl_data.labeled_y[subset.train],
+        x_val=ssl_data.labeled_x[subset.val], y_val=ssl_data.labeled_y[subset.val],
+        unlabeled=ssl_data.unlabeled, num_classes=ssl_data.num_classes, seed=seed, device=device,
+        budget=cfg.finetune, make_backbone=built.make_backbone, augment=built.augment,
+        encoder=built.task.backbone.to(device).eval())
+    head = registries.heads.get(refs[method].name).build(refs[method].params)
+    head.fit(ctx)
+    return head
+
+
+def load_model(model_uri: str) -> Any:
+    """Load a logged sslcore model (``runs:/<id>/model`` or ``models:/...``) as MLflow pyfunc."""
+    import mlflow
+
+    return mlflow.pyfunc.load_model(model_uri)

@@ -1,0 +1,165 @@
+"""The `sslcore` command: thin argument parsing over the Python API.
+
+Only this module turns errors into exit codes: SSLCoreError -> 2 with the message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _target(args: argparse.Namespace) -> Any:
+    """The vertical name, or the config file with the vertical filled in."""
+    if not args.config:
+        return args.vertical
+    from sslcore.config import load_yaml
+    from sslcore.errors import ConfigError
+
+    raw = load_yaml(args.config)
+    named = raw.setdefault("vertical", args.vertical)
+    if named != args.vertical:
+        raise ConfigError(f"vertical: {args.config} is for {named!r} but the command line names "
+                          f"{args.vertical!r}")
+    return raw
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from sslcore.plugins import load_registries
+
+    regs = load_registries()
+    for info in regs.plugins:
+        if info.error:
+            print(f"{info.name} {info.version}  FAILED TO LOAD: {info.error}")
+            continue
+        print(f"{info.name} {info.version}  ({info.module})")
+        for kind, names in regs.components_of(info.module).items():
+            print(f"  {kind:<14} {', '.join(names)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sslcore.api import compare
+
+    report = compare(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
+                     resume=args.resume, label_fractions=args.label_fractions, seeds=args.seeds,
+                     progress=not args.no_progress)
+    print()
+    print(report)
+    hl = report.headline
+    for row in hl.rows:
+        ssl, base = row["best_ssl"], row["best_baseline"]
+        if ssl and base:
+            verdict = "SSL wins" if row["ssl_wins"] else "baseline wins"
+            print(f"  {row['label_fraction']:>6.1%} labels: best SSL {ssl[0]} {ssl[1]:.4f} vs best "
+                  f"baseline {base[0]} {base[1]:.4f} -> {verdict}")
+    print(f"\nMLflow parent run {report.run_id} in {report.tracking_uri}; best model "
+          f"({report.best_method}, chosen on validation): {report.model_uri}")
+    print("Open the UI with: sslcore ui" + (f" --tracking-uri {args.tracking_uri}"
+                                            if args.tracking_uri else ""))
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from sslcore.distributed import launch_torchrun
+
+    under_torchrun = "LOCAL_RANK" in os.environ
+    if (args.nproc > 1 or args.nnodes > 1) and not under_torchrun:
+        forward = ["pretrain", args.vertical]
+        forward += ["--config", args.config] if args.config else []
+        forward += ["--quick"] if args.quick else []
+        forward += ["--resume"] if args.resume or args.max_restarts else []
+        forward += ["--tracking-uri", args.tracking_uri] if args.tracking_uri else []
+        return launch_torchrun(forward, nproc=args.nproc, nnodes=args.nnodes,
+                               rdzv_endpoint=args.rdzv_endpoint, max_restarts=args.max_restarts)
+    from sslcore.api import pretrain
+
+    ckpt = pretrain(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
+                    resume=args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint: {ckpt}; `sslcore run {args.vertical} --resume` with the same config "
+              "reuses it")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from sslcore.tracking import resolve_uri
+
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+           resolve_uri(args.tracking_uri), "--host", "127.0.0.1", "--port", str(args.port),
+           "--workers", "1"]
+    print("MLflow UI at http://127.0.0.1:%d (Ctrl-C to stop)" % args.port)
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sslcore", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("plugins", help="list plugins and their components").set_defaults(func=cmd_plugins)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("vertical", help="an installed vertical, e.g. fraud_transactions")
+        p.add_argument("--config", help="YAML overriding the vertical's recipe")
+        p.add_argument("--quick", action="store_true", help="small data and budgets (demo)")
+        p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    run = sub.add_parser("run", help="pretrain, then compare SSL with labeled-only baselines")
+    common(run)
+    run.add_argument("--label-fractions", type=_floats, help="e.g. 0.01,0.05,0.1,0.25,1")
+    run.add_argument("--seeds", type=_ints, help="e.g. 0,1,2")
+    run.set_defaults(func=cmd_run)
+
+    pre = sub.add_parser("pretrain", help="pretrain the encoder, optionally with torchrun")
+    common(pre)
+    pre.add_argument("--nproc", type=int, default=1, help="processes per machine")
+    pre.add_argument("--nnodes", type=int, default=1, help="machines")
+    pre.add_argument("--rdzv-endpoint", help="HOST:PORT of the rendezvous (several machines)")
+    pre.add_argument("--max-restarts", type=int, default=0, help="restarts after a rank dies")
+    pre.set_defaults(func=cmd_pretrain)
+
+    ui = sub.add_parser("ui", help="the MLflow UI on the local store, 127.0.0.1, one worker")
+    ui.add_argument("--tracking-uri")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    from sslcore.errors import SSLCoreError
+
+    try:
+        return args.func(args)
+    except SSLCoreError as exc:
+        config = getattr(args, "config", None)
+        where = f"{config}: " if config and config not in str(exc) else ""
+        print(f"sslcore: error: {where}{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sslcore: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

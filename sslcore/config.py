@@ -1,0 +1,191 @@
+"""Experiment configs: pydantic models that forbid unknown keys, plus YAML loading.
+
+A user config names a vertical and overrides parts of its recipe; it is deep-merged onto the
+recipe's defaults, validated, and every component name and params block is checked against the
+registries before any work starts. Configs only name registered components: nothing is imported
+from a dotted path and nothing is evaluated.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sslcore.errors import ConfigError, UnknownComponentError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(_Strict):
+    """A registered component by name, with its params; ``alias`` names it in reports."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    alias: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.alias or self.name
+
+
+class PretrainConfig(_Strict):
+    epochs: int = Field(10, ge=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    batch_size: int = Field(256, ge=2, description="global batch, split across ranks")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    grad_accum_steps: int = Field(1, ge=1)
+    bf16: bool = True
+    max_unlabeled: int | None = Field(None, ge=1, description="subsample the unlabeled pool")
+    checkpoint_every: int = Field(100, ge=1, description="optimizer steps between checkpoints")
+    log_every: int = Field(10, ge=1)
+    collapse_std_threshold: float = Field(0.01, ge=0)
+    seed: int = 0
+
+
+class FinetuneConfig(_Strict):
+    """The budget shared by every trained method of both arms."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    patience: int = Field(5, ge=1, description="early stopping on the validation split")
+
+
+class EvaluationConfig(_Strict):
+    label_fractions: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.1, 0.25, 1.0])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    metrics: list[str] = Field(default_factory=lambda: ["auprc", "auroc"])
+    primary_metric: str = "auprc"
+    min_labeled_per_class: int = Field(2, ge=1, description="floor per class in every subset")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions_in_range(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("give at least one label fraction")
+        for f in v:
+            if not 0 < f <= 1:
+                raise ValueError(f"label fraction {f} is outside (0, 1]")
+        return sorted(set(v))
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_nonempty(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("give at least one seed")
+        return v
+
+
+class TrackingConfig(_Strict):
+    uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite:///mlflow.db")
+    experiment: str | None = Field(None, description="MLflow experiment; default: sslcore-<vertical>")
+
+
+class ExperimentConfig(_Strict):
+    vertical: str
+    dataset: ComponentRef
+    augmentations: list[ComponentRef] = Field(default_factory=list)
+    backbone: ComponentRef
+    pretext: ComponentRef
+    heads: list[ComponentRef]
+    baselines: list[ComponentRef] = Field(default_factory=list)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    output_dir: str = "sslcore_runs"
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` onto a copy of ``base``.
+
+    Lists are replaced, and so is a component block whose ``name`` changes: the params of the
+    recipe's component mean nothing to another component.
+    """
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        old = out.get(key)
+        if (isinstance(value, dict) and isinstance(old, dict)
+                and value.get("name", old.get("name")) == old.get("name")):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "", source: str = "") -> str:
+    where = f" in {source}" if source else ""
+    lines = []
+    for err in exc.errors():
+        path = _dotted(((prefix,) if prefix else ()) + tuple(err["loc"]))
+        msg = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {path}: {msg}")
+    return f"invalid config{where}:\n" + "\n".join(lines)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def validate_config(raw: dict[str, Any], source: str = "") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source=source)) from None
+
+
+def check_components(cfg: ExperimentConfig, registries: Any, metric_names: list[str]) -> None:
+    """Resolve every component name and validate its params; errors carry the dotted path."""
+    refs: list[tuple[str, str, ComponentRef]] = [
+        ("dataset", "datasets", cfg.dataset), ("backbone", "backbones", cfg.backbone),
+        ("pretext", "pretext_tasks", cfg.pretext)]
+    refs += [(f"augmentations[{i}]", "augmentations", r) for i, r in enumerate(cfg.augmentations)]
+    refs += [(f"heads[{i}]", "heads", r) for i, r in enumerate(cfg.heads)]
+    refs += [(f"baselines[{i}]", "baselines", r) for i, r in enumerate(cfg.baselines)]
+    for path, kind, ref in refs:
+        try:
+            entry = getattr(registries, kind).get(ref.name)
+        except UnknownComponentError as exc:
+            raise ConfigError(f"{path}.name: {exc}") from None
+        try:
+            entry.params.model_validate(ref.params)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, prefix=f"{path}.params")) from None
+    labels = [r.label for r in cfg.heads + cfg.baselines]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"heads/baselines: method names {dupes} appear twice; give one an alias")
+    ev = cfg.evaluation
+    for i, m in enumerate(ev.metrics):
+        if m not in metric_names:
+            raise ConfigError(f"evaluation.metrics[{i}]: unknown metric {m!r}; "
+                              f"choose from {sorted(metric_names)}")
+    if ev.primary_metric not in ev.metrics:
+        raise ConfigError(f"evaluation.primary_metric: {ev.primary_metric!r} is not in "
+                          f"evaluation.metrics {ev.metrics}")

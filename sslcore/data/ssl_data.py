@@ -1,0 +1,135 @@
+"""SSLData: what every dataset loader returns, whatever the modality.
+
+Features are float32 numpy arrays whose first axis is the sample: rows x columns for tables,
+N x C x H x W for images, N x C x T for time series. Labels are int64 class indices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sslcore.errors import DataError
+
+
+@dataclass
+class DataCard:
+    """Provenance of a dataset, logged as params of the parent MLflow run."""
+
+    sources: list[str]
+    rows: dict[str, int]
+    class_balance: dict[str, dict[str, int]]
+    content_hash: str
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def as_params(self) -> dict[str, str]:
+        out = {"data.sources": ";".join(self.sources), "data.content_hash": self.content_hash}
+        out |= {f"data.rows.{k}": str(v) for k, v in self.rows.items()}
+        for split, counts in self.class_balance.items():
+            out |= {f"data.class_balance.{split}.{c}": str(n) for c, n in counts.items()}
+        out |= {f"data.{k}": str(v) for k, v in self.notes.items()}
+        return out
+
+
+@dataclass
+class SSLData:
+    """Unlabeled pool, labeled pool and held-out test set of one experiment.
+
+    ``test_*`` never reaches pretraining, model selection or thresholds; ``labeled_*`` is the
+    pool the label-fraction sampler draws from.
+    """
+
+    unlabeled: np.ndarray
+    labeled_x: np.ndarray
+    labeled_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    sources: list[str] = field(default_factory=lambda: ["in-memory arrays"])
+    feature_names: list[str] | None = None
+    class_names: list[str] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.unlabeled.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        if self.class_names:
+            return len(self.class_names)
+        return int(max(self.labeled_y.max(), self.test_y.max())) + 1
+
+    def validate(self) -> SSLData:
+        """Check shapes, dtypes, finiteness and labels; raise DataError naming the array.
+
+        Returns self with features cast to float32 and labels to int64.
+        """
+        arrays = {"unlabeled": self.unlabeled, "labeled": self.labeled_x, "test": self.test_x}
+        for name, x in arrays.items():
+            if not isinstance(x, np.ndarray) or x.ndim < 2:
+                raise DataError(f"{name} features must be an array of shape (n_samples, ...), "
+                                f"got {type(x).__name__} {getattr(x, 'shape', '')}")
+            if len(x) == 0:
+                raise DataError(f"{name} features are empty: provide at least one sample")
+            if x.shape[1:] != self.unlabeled.shape[1:]:
+                raise DataError(f"{name} features have shape {x.shape[1:]} per sample but "
+                                f"unlabeled has {self.unlabeled.shape[1:]}: all splits must match")
+            if not np.issubdtype(x.dtype, np.number):
+                raise DataError(f"{name} features have dtype {x.dtype}; numeric expected")
+            _check_finite(name, x, self.feature_names)
+        for name, x, y in (("labeled", self.labeled_x, self.labeled_y),
+                           ("test", self.test_x, self.test_y)):
+            if y.ndim != 1 or len(y) != len(x):
+                raise DataError(f"{name} labels have shape {y.shape}; expected ({len(x)},), "
+                                "one label per row")
+            if not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"{name} labels have dtype {y.dtype}; integer classes expected")
+            if len(np.unique(y)) < 2:
+                raise DataError(f"{name} labels have a single class ({np.unique(y).tolist()}); "
+                                "a comparison needs at least two classes in each split")
+        self.unlabeled = self.unlabeled.astype(np.float32, copy=False)
+        self.labeled_x = self.labeled_x.astype(np.float32, copy=False)
+        self.test_x = self.test_x.astype(np.float32, copy=False)
+        self.labeled_y = self.labeled_y.astype(np.int64, copy=False)
+        self.test_y = self.test_y.astype(np.int64, copy=False)
+        return self
+
+    def card(self) -> DataCard:
+        digest = hashlib.sha256()
+        for arr in (self.unlabeled, self.labeled_x, self.labeled_y, self.test_x, self.test_y):
+            digest.update(np.ascontiguousarray(arr).tobytes())
+        names = self.class_names or [str(i) for i in range(self.num_classes)]
+
+        def balance(y: np.ndarray) -> dict[str, int]:
+            counts = np.bincount(y, minlength=len(names))
+            return {names[i]: int(c) for i, c in enumerate(counts)}
+
+        return DataCard(
+            sources=self.sources,
+            rows={"unlabeled": len(self.unlabeled), "labeled": len(self.labeled_x),
+                  "test": len(self.test_x)},
+            class_balance={"labeled": balance(self.labeled_y), "test": balance(self.test_y)},
+            content_hash=digest.hexdigest()[:16],
+            notes=self.notes,
+        )
+
+
+def _check_finite(name: str, x: np.ndarray, feature_names: list[str] | None) -> None:
+    if np.issubdtype(x.dtype, np.integer):
+        return
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return
+    row = int(np.argwhere(bad)[0][0])
+    where = np.argwhere(bad)[0][1:]
+    col = ""
+    if x.ndim == 2:
+        c = int(where[0])
+        col = f", column {feature_names[c] if feature_names else c}"
+    elif len(where):
+        col = f", position {tuple(int(i) for i in where)}"
+    raise DataError(f"{name} features contain {int(bad.sum())} NaN/inf values (first at row "
+                    f"{row}{col}); impute or drop them before running")

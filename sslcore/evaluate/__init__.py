@@ -1,0 +1,1 @@
+"""Metrics, label-efficiency report and plots."""

@@ -1,0 +1,103 @@
+"""The label-efficiency report: per-seed results -> mean/std table, markdown, headline numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from sslcore.evaluate.metrics import LOWER_IS_BETTER
+
+RESULT_SCHEMA = {"label_fraction": pl.Float64, "seed": pl.Int64, "arm": pl.Utf8,
+                 "method": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}
+
+
+def summarize(results: pl.DataFrame) -> pl.DataFrame:
+    """Columns: label_fraction, arm, method, metric, mean, std, n_seeds (std 0 for one seed)."""
+    return (
+        results.group_by(["label_fraction", "arm", "method", "metric"])
+        .agg(pl.col("value").mean().alias("mean"),
+             pl.col("value").std().fill_null(0.0).alias("std"),
+             pl.col("seed").n_unique().alias("n_seeds"))
+        .sort(["metric", "label_fraction", "arm", "method"], descending=[False, False, True, False])
+    )
+
+
+@dataclass
+class Headline:
+    """The comparison in one line per fraction: best SSL method vs best baseline."""
+
+    metric: str
+    rows: list[dict[str, object]]
+    labels_to_match_full_baseline: float | None
+    full_baseline: tuple[str, float] | None
+
+
+def _best(table: pl.DataFrame, arm: str, metric: str, fraction: float) -> tuple[str, float] | None:
+    sub = table.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
+                       & (pl.col("label_fraction") == fraction))
+    if sub.is_empty():
+        return None
+    sub = sub.sort("mean", descending=metric not in LOWER_IS_BETTER)
+    return str(sub["method"][0]), float(sub["mean"][0])
+
+
+def headline(table: pl.DataFrame, metric: str) -> Headline:
+    fractions = sorted(table["label_fraction"].unique().to_list())
+    better = (lambda a, b: a <= b) if metric in LOWER_IS_BETTER else (lambda a, b: a >= b)
+    rows = []
+    for f in fractions:
+        ssl, base = _best(table, "ssl", metric, f), _best(table, "baseline", metric, f)
+        rows.append({"label_fraction": f, "best_ssl": ssl, "best_baseline": base,
+                     "ssl_wins": bool(ssl and base and better(ssl[1], base[1]) and ssl[1] != base[1])})
+    full = _best(table, "baseline", metric, max(fractions)) if fractions else None
+    need = None
+    if full is not None:
+        for f in fractions:
+            ssl = _best(table, "ssl", metric, f)
+            if ssl and better(ssl[1], full[1]):
+                need = f
+                break
+    return Headline(metric, rows, need, full)
+
+
+def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[int]],
+                title: str) -> str:
+    """comparison.md: primary-metric grid, then every metric, then labeled counts."""
+    fractions = sorted(table["label_fraction"].unique().to_list())
+    lines = [f"# {title}", ""]
+    hl = headline(table, primary)
+    if hl.full_baseline:
+        name, value = hl.full_baseline
+        match = (f"{hl.labels_to_match_full_baseline:.0%} of the labels"
+                 if hl.labels_to_match_full_baseline is not None else "no fraction tried")
+        lines += [f"SSL needs **{match}** to match the best labeled-only baseline trained on "
+                  f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f}).", ""]
+    for metric in [primary] + sorted(set(table["metric"].to_list()) - {primary}):
+        lines += [f"## {metric}" + (" (lower is better)" if metric in LOWER_IS_BETTER else ""), ""]
+        lines.append("| arm | method | " + " | ".join(f"{f:g}" for f in fractions) + " |")
+        lines.append("|---|---|" + "---|" * len(fractions))
+        sub = table.filter(pl.col("metric") == metric)
+        for (arm, method), grp in sub.group_by(["arm", "method"], maintain_order=True):
+            cells = []
+            for f in fractions:
+                row = grp.filter(pl.col("label_fraction") == f)
+                cells.append(f"{row['mean'][0]:.4f} ± {row['std'][0]:.4f}" if len(row) else "")
+            lines.append(f"| {arm} | {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Labeled rows per fraction (mean over seeds, per class)", "",
+              "| label fraction | rows per class |", "|---|---|"]
+    lines += [f"| {f:g} | {counts} |" for f, counts in sorted(positives.items())]
+    return "\n".join(lines) + "\n"
+
+
+def format_console(table: pl.DataFrame, primary: str) -> str:
+    """A compact grid of the primary metric for the terminal."""
+    sub = table.filter(pl.col("metric") == primary).with_columns(
+        (pl.col("mean").round(4).cast(pl.Utf8) + " ± " + pl.col("std").round(4).cast(pl.Utf8))
+        .alias("cell"))
+    grid = sub.pivot(on="label_fraction", index=["arm", "method"], values="cell",
+                     sort_columns=True)
+    with pl.Config(tbl_rows=100, tbl_cols=20, fmt_str_lengths=40, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True):
+        return f"test_{primary} (mean ± std over seeds) by label fraction\n{grid}"

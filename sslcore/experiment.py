@@ -1,0 +1,186 @@
+"""One experiment end to end: config -> data -> SSL pretraining -> sweep -> report in MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from sslcore.config import ExperimentConfig, check_components, deep_merge, load_yaml, validate_config
+from sslcore.data.sampling import nested_subsets
+from sslcore.data.ssl_data import SSLData
+from sslcore.errors import ConfigError
+from sslcore.evaluate.metrics import LOWER_IS_BETTER, METRICS
+from sslcore.evaluate.report import Headline, format_console, headline, summarize, to_markdown
+
+
+@dataclass
+class Report:
+    """What ``compare()`` returns: the table and where everything was logged."""
+
+    table: pl.DataFrame  # label_fraction, arm, method, metric, mean, std, n_seeds
+    results: pl.DataFrame  # one row per (fraction, seed, arm, method, metric)
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    config: ExperimentConfig
+    headline: Headline
+    best_method: str | None = None
+    model_uri: str | None = None
+    labeled_counts: dict[float, list[float]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase and method
+
+    def __str__(self) -> str:
+        return format_console(self.table, self.config.evaluation.primary_metric)
+
+
+def resolve_config(vertical_or_config: Any, registries: Any, *, quick: bool = False,
+                   overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """A vertical name, a YAML path, a mapping or an ExperimentConfig -> a checked config.
+
+    User configs name a ``vertical`` and override parts of its recipe (deep merge).
+    """
+    source = ""
+    if isinstance(vertical_or_config, ExperimentConfig):
+        raw: dict[str, Any] = vertical_or_config.model_dump()
+    elif isinstance(vertical_or_config, dict):
+        raw = dict(vertical_or_config)
+    elif isinstance(vertical_or_config, str | Path) and (
+            str(vertical_or_config).endswith((".yaml", ".yml")) or Path(vertical_or_config).is_file()):
+        source = str(vertical_or_config)
+        raw = load_yaml(vertical_or_config)
+    elif isinstance(vertical_or_config, str):
+        raw = {"vertical": vertical_or_config}
+    else:
+        raise ConfigError(f"expected a vertical name, a YAML path or a config mapping, got "
+                          f"{type(vertical_or_config).__name__}")
+    if "vertical" not in raw:
+        raise ConfigError(f"vertical: missing{' in ' + source if source else ''}; name one of "
+                          f"{registries.verticals.names()}")
+    try:
+        recipe = registries.verticals.get(raw["vertical"]).build()
+    except Exception as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"vertical: {exc}") from None
+    # recipe < quick recipe < the user's config < explicit API/CLI arguments
+    base = deep_merge(recipe.default_config, recipe.quick_overrides) if quick else \
+        recipe.default_config
+    merged = deep_merge(deep_merge(base, raw), overrides or {})
+    cfg = validate_config(merged, source)
+    check_components(cfg, registries, list(METRICS))
+    return cfg
+
+
+def load_data(cfg: ExperimentConfig, registries: Any, data: Any = None) -> SSLData:
+    if data is None:
+        entry = registries.datasets.get(cfg.dataset.name)
+        loaded = entry.build(cfg.dataset.params, seed=cfg.pretrain.seed)
+        return loaded.validate()
+    if isinstance(data, SSLData):
+        return data.validate()
+    from sslcore.data.user_data import from_user_data
+
+    return from_user_data(data)
+
+
+def check_sampling(cfg: ExperimentConfig, data: SSLData) -> None:
+    """Fail before pretraining if some fraction cannot have every class."""
+    for seed in cfg.evaluation.seeds:
+        nested_subsets(data.labeled_y, cfg.evaluation.label_fractions, seed,
+                       min_per_class=cfg.evaluation.min_labeled_per_class,
+                       val_fraction=cfg.evaluation.val_fraction)
+
+
+def pretrain_key(cfg: ExperimentConfig, data: SSLData) -> str:
+    """Identifies a pretraining run so ``--resume`` and ``sslcore pretrain`` find its checkpoint."""
+    parts = {k: cfg.model_dump()[k] for k in ("backbone", "pretext", "augmentations", "pretrain")}
+    parts["pretrain"] = {k: v for k, v in parts["pretrain"].items()
+                         if k not in ("checkpoint_every", "log_every")}
+    blob = json.dumps(parts, sort_keys=True) + data.card().content_hash
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def checkpoint_dir(cfg: ExperimentConfig, data: SSLData) -> Path:
+    return Path(cfg.output_dir) / cfg.vertical / pretrain_key(cfg, data) / "checkpoints"
+
+
+def _best_method(val_scores: dict[tuple[str, str], list[float]], metric: str) -> tuple[str, str]:
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    return max(val_scores, key=lambda k: sign * float(np.mean(val_scores[k])))
+
+
+def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
+                   resume: bool = False, progress: bool = True) -> Report:
+    from sslcore import tracking
+    from sslcore.distributed import pick_device
+    from sslcore.evaluate.plots import label_efficiency_plot
+    from sslcore.serving import log_best_model
+    from sslcore.sweep import run_sweep
+    from sslcore.train.build import build_pretraining, run_pretraining
+
+    check_sampling(cfg, data)
+    device = pick_device()
+    card = data.card()
+    ev = cfg.evaluation
+    experiment = cfg.tracking.experiment or f"sslcore-{cfg.vertical}"
+    params = tracking.flatten("", cfg.model_dump(exclude={"tracking"})) | card.as_params()
+    params |= {f"plugin.{k}": v for k, v in registries.plugin_versions().items()}
+    tags = {"sslcore.vertical": cfg.vertical, "sslcore.kind": "experiment",
+            "sslcore.primary_metric": ev.primary_metric}
+    with tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-compare", tags,
+                             params) as parent:
+        parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
+        start = time.perf_counter()
+        built = build_pretraining(cfg, registries, data)
+        encoder = run_pretraining(cfg, built, data, checkpoint_dir(cfg, data), resume=resume,
+                                  device=device, progress=progress, log_to_mlflow=True)
+
+        def log_child(arm: str, method: str, component: str, fraction: float, seed: int,
+                      per_class: list[int], metrics: dict[str, float]) -> None:
+            names = data.class_names or [str(i) for i in range(len(per_class))]
+            tracking.log_child_run(
+                parent_id, exp_id, f"{arm}/{method}/f={fraction:g}/seed={seed}",
+                tags={"sslcore.arm": arm, "sslcore.method": method,
+                      "sslcore.label_fraction": f"{fraction:g}", "sslcore.seed": str(seed),
+                      "sslcore.kind": "downstream", "sslcore.vertical": cfg.vertical},
+                params={"component": component, "n_labeled": sum(per_class)}
+                | {f"n_labeled.{n}": c for n, c in zip(names, per_class, strict=True)},
+                metrics=metrics)
+
+        timings = {"pretrain": time.perf_counter() - start}
+        sweep = run_sweep(cfg, registries, data, encoder, built.make_backbone, built.augment,
+                          device, log_child, progress)
+        timings |= {f"fit.{k}": v for k, v in sweep.timings.items()}
+        mlflow_metrics = {f"seconds.{k}": v for k, v in timings.items()}
+        table = summarize(sweep.results)
+        hl = headline(table, ev.primary_metric)
+        best = _best_method(sweep.val_scores, ev.primary_metric)
+        import mlflow
+
+        mlflow.log_metrics(mlflow_metrics)
+        mlflow.set_tags({"sslcore.best_method": f"{best[0]}/{best[1]}",
+                         "sslcore.child_runs": str(sweep.child_runs)})
+        if hl.labels_to_match_full_baseline is not None:
+            mlflow.log_metric("labels_to_match_full_baseline", hl.labels_to_match_full_baseline)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp)
+            table.write_csv(out / "comparison.csv")
+            sweep.results.write_csv(out / "results_per_seed.csv")
+            title = f"{cfg.vertical}: SSL vs labeled-only ({len(ev.seeds)} seeds)"
+            (out / "comparison.md").write_text(
+                to_markdown(table, ev.primary_metric, sweep.labeled_counts, title))
+            label_efficiency_plot(table, ev.primary_metric, out / "label_efficiency.png", title)
+            mlflow.log_artifacts(str(out))
+        model_uri = log_best_model(sweep.fitted_at_top[best], data.labeled_x[:5],
+                                   data.feature_names, data.class_names)
+        mlflow.set_tag("sslcore.model_uri", model_uri)
+    return Report(table, sweep.results, parent_id, exp_id, tracking.resolve_uri(cfg.tracking.uri),
+                  cfg, hl, f"{best[0]}/{best[1]}", model_uri, sweep.labeled_counts, timings)

@@ -1,0 +1,111 @@
+"""The label-fraction sweep: every method of both arms on the same labeled rows, same test set."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from sslcore.config import ComponentRef, ExperimentConfig
+from sslcore.contracts import Backbone, FitContext, Method
+from sslcore.data.sampling import nested_subsets
+from sslcore.data.ssl_data import SSLData
+from sslcore.evaluate.metrics import compute
+from sslcore.evaluate.report import RESULT_SCHEMA
+
+
+@dataclass
+class SweepResult:
+    results: pl.DataFrame  # label_fraction, seed, arm, method, metric, value (test set)
+    val_scores: dict[tuple[str, str], list[float]]  # (arm, method) at the top fraction
+    fitted_at_top: dict[tuple[str, str], Method]  # first seed, largest fraction
+    labeled_counts: dict[float, list[float]]  # mean rows per class per fraction
+    child_runs: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _methods(cfg: ExperimentConfig) -> list[tuple[str, ComponentRef]]:
+    return [("ssl", r) for r in cfg.heads] + [("baseline", r) for r in cfg.baselines]
+
+
+def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Backbone,
+              make_backbone: Any, augment: Any, device: torch.device,
+              log_child: Any | None, progress: bool = True) -> SweepResult:
+    """Fit and score every (arm, method, fraction, seed); ``log_child(...)`` writes a run."""
+    from tqdm.auto import tqdm
+
+    ev = cfg.evaluation
+    methods = _methods(cfg)
+    top = max(ev.label_fractions)
+    rows: list[dict[str, Any]] = []
+    val_scores: dict[tuple[str, str], list[float]] = {}
+    fitted: dict[tuple[str, str], Method] = {}
+    counts: dict[float, list[list[int]]] = {}
+    label_free: dict[tuple[str, int], tuple[Method, np.ndarray]] = {}  # (method, seed) -> fit
+    cache: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    n_child = 0
+    encoder.eval()
+    total = len(ev.seeds) * len(ev.label_fractions) * len(methods)
+    bar = tqdm(total=total, desc="few-label sweep", unit="fit", disable=not progress)
+    for seed in ev.seeds:
+        subsets = nested_subsets(data.labeled_y, ev.label_fractions, seed,
+                                 min_per_class=ev.min_labeled_per_class,
+                                 val_fraction=ev.val_fraction)
+        for subset in subsets:
+            per_class = subset.class_counts(data.labeled_y, data.num_classes)
+            counts.setdefault(subset.fraction, []).append(per_class)
+            ctx = FitContext(
+                x_train=data.labeled_x[subset.train], y_train=data.labeled_y[subset.train],
+                x_val=data.labeled_x[subset.val], y_val=data.labeled_y[subset.val],
+                unlabeled=data.unlabeled, num_classes=data.num_classes, seed=seed,
+                device=device, budget=cfg.finetune, make_backbone=make_backbone,
+                augment=augment, encoder=None, cache=cache)
+            for arm, ref in methods:
+                bar.set_postfix_str(f"{ref.label} @ {subset.fraction:g}, seed {seed}")
+                registry = registries.heads if arm == "ssl" else registries.baselines
+                method = registry.get(ref.name).build(ref.params)
+                start = time.perf_counter()
+                key = (ref.label, seed)
+                if not method.uses_labels and key in label_free:
+                    method, scores = label_free[key]  # label-free: same model at every fraction
+                else:
+                    torch.manual_seed(seed)
+                    method.fit(copy.copy(ctx) if arm == "baseline" else
+                               _with_encoder(ctx, encoder))
+                    scores = method.predict_scores(data.test_x)
+                    if not method.uses_labels:
+                        label_free[key] = (method, scores)
+                fit_s = time.perf_counter() - start
+                timings[ref.label] = timings.get(ref.label, 0.0) + fit_s
+                test_metrics = compute(ev.metrics, data.test_y, scores)
+                rows += [{"label_fraction": subset.fraction, "seed": seed, "arm": arm,
+                          "method": ref.label, "metric": m, "value": v}
+                         for m, v in test_metrics.items()]
+                if subset.fraction == top:
+                    val = compute([ev.primary_metric], ctx.y_val, method.predict_scores(ctx.x_val))
+                    val_scores.setdefault((arm, ref.label), []).append(val[ev.primary_metric])
+                    if seed == ev.seeds[0]:
+                        fitted[(arm, ref.label)] = method
+                if log_child is not None:
+                    log_child(arm=arm, method=ref.label, component=ref.name,
+                              fraction=subset.fraction, seed=seed, per_class=per_class,
+                              metrics={f"test_{k}": v for k, v in test_metrics.items()}
+                              | {"fit_seconds": fit_s})
+                    n_child += 1
+                bar.update(1)
+    bar.close()
+    mean_counts = {f: np.mean(np.array(c), axis=0).round(1).tolist() for f, c in counts.items()}
+    return SweepResult(pl.DataFrame(rows, schema=RESULT_SCHEMA), val_scores, fitted,
+                       mean_counts, n_child, timings)
+
+
+def _with_encoder(ctx: FitContext, encoder: Backbone) -> FitContext:
+    out = copy.copy(ctx)
+    out.encoder = encoder
+    return out

@@ -1,0 +1,109 @@
+"""MLflow: the experiment's parent run, child runs, artifacts and the served model.
+
+Only rank 0 talks to MLflow. Child runs are written with MlflowClient in three calls each
+(create, log_batch, terminate) because a sweep makes a hundred of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+TAG_PREFIX = "sslcore."
+_MAX_PARAM_LEN = 6000
+
+
+def resolve_uri(uri: str | None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def flatten(prefix: str, obj: Any) -> dict[str, str]:
+    """Nested config -> flat MLflow params (``pretrain.lr``, ``heads.0.name``...)."""
+    out: dict[str, str] = {}
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            out |= flatten(f"{prefix}.{k}" if prefix else str(k), v)
+    elif isinstance(obj, list) and obj and all(isinstance(v, Mapping) for v in obj):
+        for i, v in enumerate(obj):
+            out |= flatten(f"{prefix}.{i}", v)
+    else:
+        text = json.dumps(obj) if isinstance(obj, list | dict) else str(obj)
+        out[prefix] = text[:_MAX_PARAM_LEN]
+    return out
+
+
+@contextmanager
+def parent_run(uri: str | None, experiment: str, run_name: str, tags: dict[str, str],
+               params: dict[str, str]) -> Iterator[Any]:
+    """Start the experiment's parent run; it ends FAILED if the body raises (also Ctrl-C)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(resolve_uri(uri))
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        log_params(run.info.run_id, params)
+        yield run
+
+
+def log_params(run_id: str, params: dict[str, str]) -> None:
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    client = MlflowClient()
+    items = [Param(k[:250], v) for k, v in params.items()]
+    for i in range(0, len(items), 100):  # MLflow caps params per batch
+        client.log_batch(run_id, params=items[i:i + 100])
+
+
+def log_child_run(parent_id: str, experiment_id: str, name: str, tags: dict[str, str],
+                  params: dict[str, str], metrics: dict[str, float]) -> str:
+    """One finished child run (a method at a label fraction and seed) in three calls."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=name,
+                            tags={"mlflow.parentRunId": parent_id} | tags)
+    now = int(time.time() * 1000)
+    status = "FAILED"
+    try:
+        client.log_batch(run.info.run_id,
+                         metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                         params=[Param(k, str(v)) for k, v in params.items()],
+                         tags=[RunTag("mlflow.runName", name)])
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
+
+
+@contextmanager
+def child_run(name: str, tags: dict[str, str]) -> Iterator[Any]:
+    """A nested run under the active parent (used for pretraining); FAILED on error."""
+    import mlflow
+
+    with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
+        yield run
+
+
+def metrics_logger(run_id: str):  # -> Callable[[dict[str, float], int], None]
+    """A callback for the pretraining loop: metrics at a step, logged in one batch."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    client = MlflowClient()
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step)
+                                          for k, v in metrics.items()])
+
+    return log

@@ -1,0 +1,1 @@
+"""Pretraining and supervised training loops, checkpoints and collapse diagnostics."""

@@ -1,0 +1,346 @@
+"""The SSL pretraining loop: one process or torchrun/DDP, exactly resumable, with collapse checks.
+
+Data order does not depend on the number of ranks. Epoch ``e`` shuffles all indices with a
+generator seeded by ``(seed, e)``, identical on every rank; global batch ``b`` is
+``perm[b*B:(b+1)*B]`` with ``B = pretrain.batch_size`` (the GLOBAL batch: nothing is scaled
+automatically, neither the batch nor the learning rate); rank ``r`` takes the ``r``-th
+contiguous slice of it. So two ranks with ``B/2`` rows each see exactly the batches one process
+with ``B`` sees, and for a per-sample-mean loss (DDP averages gradients) follow the same
+trajectory. The last incomplete global batch of each epoch is dropped.
+
+All randomness is a pure function of ``(seed, step, rank)``: ``task.loss`` gets a generator
+seeded from it, and the global RNG (dropout, ...) is reseeded from it inside a forked RNG
+context each step. A checkpoint holds the model, optimizer, scheduler and the position
+(step, epoch, batch within the epoch), so a killed run resumed from it continues with the same
+next batch, learning rate and random numbers as a run that was never interrupted.
+
+Under DDP every trainable parameter must take part in ``task.loss`` (freeze the others, e.g.
+an EMA teacher, with ``requires_grad_(False)``), and BatchNorm statistics are per rank.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm.auto import tqdm
+
+from sslcore.config import PretrainConfig
+from sslcore.contracts import PretextTask
+from sslcore.distributed import init_distributed, rank, world_size
+from sslcore.errors import CheckpointError, ConfigError, DataError, SSLCoreError
+from sslcore.train.checkpoint import LAST, load_checkpoint, save_checkpoint
+from sslcore.train.collapse import CollapseMonitor, embed
+
+GRAD_CLIP_NORM = 1.0
+# Fields that fix which rows form each batch: a resumed run must not change them.
+_DATA_ORDER_FIELDS = ("batch_size", "seed", "max_unlabeled")
+_STATE_KEYS = ("model", "optimizer", "scheduler", "step", "epoch", "pos", "losses")
+# Stream tags, so the seeds of the data order, task generator, global RNG and subsample differ.
+_PERM, _TASK_RNG, _GLOBAL_RNG, _SUBSAMPLE = 1, 2, 3, 4
+
+
+@dataclass
+class PretrainResult:
+    """What a pretraining run did. ``losses`` covers every optimizer step since step 0
+    (restored from the checkpoint on resume); each is the mean loss over all ranks.
+    ``wall_time`` (seconds) and ``samples_per_second`` cover this call only."""
+
+    steps: int
+    epochs_completed: int
+    losses: list[float]
+    final_checkpoint: Path
+    collapse: list[dict[str, float]] = field(default_factory=list)
+    wall_time: float = 0.0
+    samples_per_second: float = 0.0
+    resumed_from_step: int | None = None
+
+
+class _LossModule(nn.Module):
+    """``forward(batch, generator) -> task.loss(batch, generator)``, for DDP to wrap.
+
+    DDP arms its gradient all-reduce inside ``forward``. ``PretextTask.loss`` is an ordinary
+    method, so calling it on a DDP-wrapped task would bypass DDP: no gradient sync, and the
+    ranks would silently drift apart. Routing the loss through this module's forward fixes that.
+    """
+
+    def __init__(self, task: PretextTask) -> None:
+        super().__init__()
+        self.task = task
+
+    def forward(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.task.loss(batch, generator)
+
+
+def _seed(*parts: int) -> int:
+    """A well-mixed 64-bit seed from integers (negative seeds allowed)."""
+    entropy = [p & 0xFFFF_FFFF_FFFF_FFFF for p in parts]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """LR factor of optimizer step ``step`` (0-based): linear warmup, then cosine decay to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled row order of ``epoch``; the same on every rank and every world size."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(_seed(seed, _PERM, epoch)))
+
+
+def _validate(task: PretextTask, cfg: PretrainConfig, world: int) -> None:
+    if not isinstance(getattr(task, "backbone", None), nn.Module):
+        raise ConfigError(f"pretext task {type(task).__name__} has no .backbone module; a "
+                          "PretextTask must expose the encoder it trains as .backbone")
+    if not any(p.requires_grad for p in task.parameters()):
+        raise ConfigError(f"pretext task {type(task).__name__} has no trainable parameters")
+    unit = world * cfg.grad_accum_steps
+    if cfg.batch_size % unit:
+        raise ConfigError(
+            f"pretrain.batch_size: {cfg.batch_size} (the global batch) must be divisible by "
+            f"world size {world} x pretrain.grad_accum_steps {cfg.grad_accum_steps} = {unit}; "
+            f"use a multiple of {unit}, e.g. {max(unit, cfg.batch_size // unit * unit)}")
+
+
+def _prepare_pool(unlabeled: Any, cfg: PretrainConfig, world: int) -> torch.Tensor:
+    """The unlabeled pool as a CPU tensor (float32 if floating), subsampled, checked for size."""
+    if isinstance(unlabeled, torch.Tensor):
+        data = unlabeled.detach().cpu()
+    else:
+        arr = np.asarray(unlabeled)
+        if arr.dtype == object:
+            raise DataError("the unlabeled pool is an object array; pass numeric features")
+        if not arr.flags.writeable:  # torch.from_numpy warns on read-only arrays
+            arr = arr.copy()
+        data = torch.from_numpy(np.ascontiguousarray(arr))  # shares memory: no copy
+    if data.ndim == 0 or data.shape[0] == 0:
+        raise DataError("the unlabeled pool is empty: pretraining needs at least one global "
+                        f"batch (pretrain.batch_size={cfg.batch_size}) of unlabeled rows")
+    if data.is_floating_point() and data.dtype != torch.float32:
+        data = data.float()  # models are float32; bf16 is autocast's job, not the data's
+    n, cap = data.shape[0], cfg.max_unlabeled
+    if cap is not None and n > cap:
+        g = torch.Generator().manual_seed(_seed(cfg.seed, _SUBSAMPLE))
+        data = data.index_select(0, torch.randperm(n, generator=g)[:cap].sort().values)
+    if data.shape[0] < cfg.batch_size:
+        unit = world * cfg.grad_accum_steps
+        note = f" (after pretrain.max_unlabeled={cap})" if cap is not None and n > cap else ""
+        raise DataError(
+            f"the unlabeled pool has {data.shape[0]} rows{note}, fewer than one global batch "
+            f"(pretrain.batch_size={cfg.batch_size}); lower pretrain.batch_size to at most "
+            f"{max(unit, data.shape[0] // unit * unit)} (a multiple of {unit}) or add data")
+    return data
+
+
+def _agree(value: int, device: torch.device) -> bool:
+    """True when ``value`` is the same on every rank (one all-reduce)."""
+    if world_size() == 1 or not dist.is_initialized():
+        return True
+    t = torch.tensor([value, -value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t[0]) == -int(t[1])
+
+
+def _resume(path: Path, task: PretextTask, opt: torch.optim.Optimizer, sched: Any,
+            cfg: PretrainConfig, n: int, device: torch.device) -> dict[str, Any] | None:
+    """Load ``path`` into task/optimizer/scheduler on every rank; None when there is none."""
+    state = load_checkpoint(path) if path.is_file() else None
+    step = -1 if state is None else state.get("step", -2)
+    if not isinstance(step, int) or not _agree(step, device):
+        raise CheckpointError(f"ranks see different checkpoints at {path} (or none); put the "
+                              "checkpoint directory on a filesystem every node shares")
+    if state is None:
+        return None
+    missing = sorted(set(_STATE_KEYS) - set(state))
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a pretraining checkpoint (no "
+                              f"{', '.join(missing)}); delete it or start without --resume")
+    saved = state.get("config", {})
+    changed = [f"pretrain.{k} ({saved.get(k)!r} -> {getattr(cfg, k)!r})"
+               for k in _DATA_ORDER_FIELDS if saved.get(k) != getattr(cfg, k)]
+    if state.get("n_samples") != n:
+        changed.append(f"unlabeled pool size ({state.get('n_samples')} -> {n})")
+    if changed:
+        raise CheckpointError(f"checkpoint {path} was written with a different data order: "
+                              f"{', '.join(changed)}; resume with the same config and data, or "
+                              "start without --resume")
+    fused = [g.get("fused") for g in opt.param_groups]
+    try:
+        task.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} does not match this model/optimizer "
+                              f"({exc}); delete it or start without --resume") from exc
+    for group, flag in zip(opt.param_groups, fused):  # a CUDA run's state resumed on CPU
+        group["fused"] = flag
+    return state
+
+
+def _train_step(model: nn.Module, task: PretextTask, batch: torch.Tensor,
+                opt: torch.optim.Optimizer, params: list[nn.Parameter], cfg: PretrainConfig,
+                device: torch.device, gen: torch.Generator, step: int, rk: int,
+                world: int) -> tuple[float, float]:
+    """One optimizer step over ``grad_accum_steps`` micro-batches; (global mean loss, grad norm)."""
+    accum = cfg.grad_accum_steps
+    micro = batch.shape[0] // accum
+    opt.zero_grad(set_to_none=True)
+    gen.manual_seed(_seed(cfg.seed, _TASK_RNG, step, rk))
+    loss_sum = torch.zeros((), device=device)
+    rng_devices = [device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):  # reseed without leaking to the caller
+        seed = _seed(cfg.seed, _GLOBAL_RNG, step, rk)
+        torch.random.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        for i in range(accum):
+            # Gradients are all-reduced only on the last micro-batch; earlier ones accumulate.
+            last = i == accum - 1
+            sync = nullcontext() if last or not isinstance(model, DDP) else model.no_sync()
+            with sync:
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                                    enabled=cfg.bf16):
+                    loss = model(batch[i * micro:(i + 1) * micro], gen)
+                (loss.float() / accum).backward()
+            loss_sum += loss.detach().float()
+    mean = loss_sum / accum
+    if world > 1:
+        dist.all_reduce(mean)  # gloo has no AVG: sum, then divide
+        mean /= world
+    value = float(mean)
+    if not math.isfinite(value):  # every rank sees the same value, so all raise together
+        raise SSLCoreError(f"pretraining diverged at step {step + 1}: the loss is {value}; "
+                           "lower pretrain.lr, add pretrain.warmup_steps or set "
+                           "pretrain.bf16: false (checkpoints written so far are good)")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM))
+    opt.step()
+    return value, grad_norm
+
+
+def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConfig, *,
+                     checkpoint_dir: str | Path, resume: bool = False,
+                     device: torch.device | None = None,
+                     on_metrics: Callable[[dict[str, float], int], None] | None = None,
+                     progress: bool = True) -> PretrainResult:
+    """Pretrain ``task`` (and so ``task.backbone``) on the unlabeled pool; single process or DDP.
+
+    Under torchrun every rank calls this with the same arguments; the process group is joined
+    here (gloo on CPU, NCCL on GPU). AdamW at ``cfg.lr`` with linear warmup and cosine decay,
+    bf16 autocast, gradient accumulation and clipping at norm 1.0. Rank 0 writes
+    ``checkpoint_dir/last.pt`` every ``cfg.checkpoint_every`` steps and at the end, calls
+    ``on_metrics(metrics, step)`` every ``cfg.log_every`` steps (loss, lr, grad_norm,
+    samples_per_second, embedding_std, effective_rank) and warns once if the embeddings collapse.
+
+    Args:
+        resume: continue from ``checkpoint_dir/last.pt`` if it exists (every rank reads it, so
+            multi-node runs need a shared checkpoint directory).
+        device: overrides the device chosen from the torchrun environment.
+
+    Raises:
+        ConfigError: ``cfg.batch_size`` is not divisible by world size x grad_accum_steps.
+        DataError: the pool is empty or smaller than one global batch.
+        CheckpointError: the checkpoint to resume from is corrupt or from another config.
+    """
+    world, rk = world_size(), rank()
+    _validate(task, cfg, world)  # everything checkable is checked before any work, on all ranks
+    data = _prepare_pool(unlabeled, cfg, world)
+    dev = init_distributed(device)  # the backend follows the device: NCCL for CUDA, else gloo
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    main, n, big_b = rk == 0, data.shape[0], cfg.batch_size
+    local_b, per_epoch = big_b // world, n // big_b
+    total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
+
+    task.to(dev).train()
+    params = [p for p in task.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=True if dev.type == "cuda" else None)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, partial(warmup_cosine, warmup=cfg.warmup_steps, total=total))
+    monitor = CollapseMonitor(std_threshold=cfg.collapse_std_threshold)
+    ckpt = Path(checkpoint_dir) / LAST
+    step = epoch = pos = 0
+    losses: list[float] = []
+    state = _resume(ckpt, task, opt, sched, cfg, n, dev) if resume else None
+    if state is not None:
+        step, epoch, pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
+        losses = [float(x) for x in state["losses"].tolist()]
+        monitor.history = [dict(h) for h in state.get("collapse", [])]
+    start_step, saved_step = step, (step if state is not None else -1)
+    module = _LossModule(task)
+    model: nn.Module = (DDP(module, device_ids=[dev.index] if dev.type == "cuda" else None)
+                        if world > 1 else module)
+    gen = torch.Generator(device=dev)
+
+    def save() -> None:
+        save_checkpoint(ckpt, {
+            "format": 1, "model": task.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "step": step, "epoch": epoch, "pos": pos, "total_steps": total,
+            "losses": torch.tensor(losses, dtype=torch.float64),
+            "collapse": monitor.history, "config": cfg.model_dump(), "n_samples": n,
+            "world_size": world})
+
+    bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", dynamic_ncols=True,
+               disable=None if (progress and main) else True, file=sys.stderr)
+    t0 = t_log = time.perf_counter()
+    step_log, perm, perm_epoch = step, None, -1
+    try:
+        while step < total:
+            if perm_epoch != epoch:
+                perm, perm_epoch = epoch_permutation(n, cfg.seed, epoch), epoch
+            lo = pos * big_b + rk * local_b  # this rank's slice of global batch `pos`
+            batch = data.index_select(0, perm[lo:lo + local_b])
+            if dev.type == "cuda":
+                batch = batch.pin_memory().to(dev, non_blocking=True)
+            lr = opt.param_groups[0]["lr"]  # the rate this step uses; sched.step() moves it on
+            loss, grad_norm = _train_step(model, task, batch, opt, params, cfg, dev, gen,
+                                          step, rk, world)
+            sched.step()
+            task.on_step_end()
+            step, pos = step + 1, pos + 1
+            if pos == per_epoch:
+                epoch, pos = epoch + 1, 0
+            losses.append(loss)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            if main and (step % cfg.log_every == 0 or step == total) and batch.shape[0] >= 2:
+                now = time.perf_counter()
+                speed = (step - step_log) * big_b / max(now - t_log, 1e-9)
+                metrics = {"loss": loss, "lr": lr, "grad_norm": grad_norm,
+                           "samples_per_second": speed,
+                           **monitor.update(embed(task.backbone, batch, cfg.bf16), step)}
+                t_log, step_log = now, step
+                if on_metrics is not None:
+                    on_metrics(metrics, step)
+            if main and step % cfg.checkpoint_every == 0:
+                save()
+                saved_step = step
+    finally:
+        bar.close()
+    if main and saved_step != step:
+        save()
+    if world > 1 and dist.is_initialized():
+        dist.barrier()  # no rank returns before rank 0 has written the final checkpoint
+    wall = time.perf_counter() - t0
+    return PretrainResult(
+        steps=step, epochs_completed=epoch, losses=losses, final_checkpoint=ckpt,
+        collapse=list(monitor.history), wall_time=wall,
+        samples_per_second=(step - start_step) * big_b / wall if wall > 0 else 0.0,
+        resumed_from_step=start_step if state is not None else None)

@@ -1,0 +1,49 @@
+import pytest
+
+from sslcore.config import ExperimentConfig, deep_merge, load_yaml, validate_config
+from sslcore.errors import ConfigError
+
+BASE = {
+    "vertical": "v", "dataset": {"name": "d"}, "backbone": {"name": "b"},
+    "pretext": {"name": "p"}, "heads": [{"name": "h"}],
+}
+
+
+def test_minimal_config_gets_defaults():
+    cfg = validate_config(BASE)
+    assert isinstance(cfg, ExperimentConfig)
+    assert cfg.evaluation.label_fractions == [0.01, 0.05, 0.1, 0.25, 1.0]
+    assert cfg.evaluation.seeds == [0, 1, 2]
+
+
+@pytest.mark.parametrize("patch, path", [
+    ({"pretrain": {"epocs": 3}}, "pretrain.epocs: unknown key"),
+    ({"heads": [{"name": "h", "parms": {}}]}, r"heads\[0\]\.parms: unknown key"),
+    ({"evaluation": {"label_fractions": [0.0]}}, "evaluation.label_fractions"),
+    ({"pretrain": {"batch_size": 1}}, "pretrain.batch_size"),
+    ({"colour": "red"}, "colour: unknown key"),
+])
+def test_bad_fields_name_the_dotted_path(patch, path):
+    with pytest.raises(ConfigError, match=path):
+        validate_config(deep_merge(BASE, patch), source="my.yaml")
+
+
+def test_deep_merge_replaces_params_when_component_changes():
+    base = {"dataset": {"name": "synthetic", "params": {"n_rows": 10}}}
+    same = deep_merge(base, {"dataset": {"params": {"seed": 1}}})
+    assert same["dataset"]["params"] == {"n_rows": 10, "seed": 1}
+    other = deep_merge(base, {"dataset": {"name": "csv", "params": {"path": "x.csv"}}})
+    assert other["dataset"] == {"name": "csv", "params": {"path": "x.csv"}}
+
+
+def test_yaml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_yaml(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_yaml(bad)
+    seq = tmp_path / "seq.yaml"
+    seq.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_yaml(seq)

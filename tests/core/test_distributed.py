@@ -1,0 +1,196 @@
+"""torchrun helpers, and DDP pretraining (gloo, CPU) against a single process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sslcore import distributed as D
+from sslcore.errors import ConfigError
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+WORKER = HERE / "pretrain_worker.py"
+TIMEOUT = 150  # seconds per torchrun job; a hung rendezvous fails the test, not the suite
+
+
+def _load_worker():
+    spec = importlib.util.spec_from_file_location("pretrain_worker", WORKER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    return env
+
+
+# --- helpers, no process group -------------------------------------------------------------
+
+@pytest.fixture
+def no_torchrun_env(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_rank_helpers_without_torchrun(no_torchrun_env):
+    assert (D.rank(), D.world_size(), D.local_rank()) == (0, 1, 0)
+    assert D.is_main_process() and not D.is_distributed()
+    D.barrier()  # no-ops without a process group
+    D.cleanup_distributed()
+
+
+def test_rank_helpers_read_torchrun_env(monkeypatch):
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert (D.rank(), D.world_size(), D.local_rank()) == (3, 4, 1)
+    assert not D.is_main_process()
+    assert not D.is_distributed()  # env alone is not a process group
+
+
+def test_bad_env_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ConfigError, match="WORLD_SIZE"):
+        D.world_size()
+
+
+def test_init_distributed_single_process_is_idempotent(no_torchrun_env):
+    device = D.init_distributed()
+    assert device == D.init_distributed() == D.pick_device()
+    assert D.init_distributed("cpu") == torch.device("cpu")
+    assert not torch.distributed.is_initialized()
+
+
+def test_pick_device():
+    assert D.pick_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert D.pick_device().type == D.pick_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            D.pick_device("cuda:0")
+
+
+def test_distributed_module_does_not_import_torch():
+    code = "import sys, sslcore.distributed; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_torchrun_command_standalone_and_multinode():
+    cmd = D.torchrun_command(["pretrain", "fraud"], nproc=2)
+    assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert "--standalone" in cmd and cmd[-4:] == ["-m", "sslcore", "pretrain", "fraud"]
+    assert cmd[cmd.index("--nproc_per_node") + 1] == "2"
+    multi = D.torchrun_command(["x"], nproc=4, nnodes=2, rdzv_endpoint="10.0.0.1:29400",
+                               max_restarts=3)
+    assert "--standalone" not in multi
+    for flag, value in [("--nnodes", "2"), ("--rdzv_backend", "c10d"),
+                        ("--rdzv_endpoint", "10.0.0.1:29400"), ("--max_restarts", "3")]:
+        assert multi[multi.index(flag) + 1] == value
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"nproc": 0}, "--nproc"), ({"nproc": 1, "nnodes": 0}, "--nnodes"),
+    ({"nproc": 1, "nnodes": 2}, "rendezvous endpoint"),
+    ({"nproc": 1, "max_restarts": -1}, "--max-restarts")])
+def test_torchrun_command_rejects_bad_counts(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        D.torchrun_command(["x"], **kwargs)
+
+
+def test_launch_torchrun_returns_exit_code(monkeypatch):
+    seen = {}
+
+    def fake_run(cmd, check):
+        seen["cmd"] = cmd
+        return subprocess.CompletedProcess(cmd, 3)
+
+    monkeypatch.setattr(D.subprocess, "run", fake_run)
+    assert D.launch_torchrun(["run", "fraud"], nproc=2) == 3
+    assert seen["cmd"] == D.torchrun_command(["run", "fraud"], nproc=2)
+
+
+# --- torchrun: 2 ranks must match 1 process ------------------------------------------------
+
+ARGS = ["--max-steps", "12", "--batch-size", "32", "--log-every", "4"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One process, global batch 32, no accumulation: the trajectory the ranks must reproduce."""
+    worker = _load_worker()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ckpt = tmp_path_factory.mktemp("ref")
+        return worker.run(worker.parse_args([*ARGS, "--ckpt", str(ckpt)]))[2]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _assert_same_run(got: dict, ref: dict, world: int) -> None:
+    assert got["world_size"] == world
+    assert got["steps"] == ref["steps"] == 12
+    np.testing.assert_allclose(got["losses"], ref["losses"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["params"], ref["params"], rtol=1e-5, atol=1e-6)
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, env=_child_env(), capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_match_one_process(tmp_path, reference):
+    # Each rank gets 16 rows as 2 micro-batches of 8, so this also covers DDP no_sync.
+    out = tmp_path / "out.json"
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          str(WORKER), *ARGS, "--accum", "2", "--ckpt", str(tmp_path / "ckpt"), "--out", str(out)],
+         tmp_path)
+    _assert_same_run(json.loads(out.read_text()), reference, world=2)
+    assert (tmp_path / "ckpt" / "last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_two_nodes_rendezvous_on_localhost_match_one_process(tmp_path, reference):
+    endpoint = f"127.0.0.1:{_free_port()}"
+    out = tmp_path / "out.json"
+    procs = []
+    for node in (0, 1):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
+               "--node_rank", str(node), "--nproc_per_node", "1", "--rdzv_backend", "c10d",
+               "--rdzv_endpoint", endpoint, "--rdzv_id", "sslcore-test", str(WORKER), *ARGS,
+               "--ckpt", str(tmp_path / "ckpt"), "--out", str(out)]
+        procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=_child_env(),
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = []
+    try:
+        for proc in procs:
+            logs.append(proc.communicate(timeout=TIMEOUT)[0])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    _assert_same_run(json.loads(out.read_text()), reference, world=2)

@@ -1,0 +1,132 @@
+"""The runner end to end on tiny data, read back from MLflow with MlflowClient."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+import sslcore
+from sslcore.errors import ConfigError, DataError
+
+TINY = {
+    "vertical": "tabular",
+    "dataset": {"name": "synthetic_tabular", "params": {"n_rows": 1500, "n_features": 8}},
+    "pretrain": {"epochs": 1, "batch_size": 128, "checkpoint_every": 5},
+    "finetune": {"epochs": 3, "patience": 2, "batch_size": 128},
+    "evaluation": {"label_fractions": [0.1, 1.0], "seeds": [0, 1]},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    cfg = TINY | {"output_dir": str(tmp / "runs")}
+    report = sslcore.compare(cfg, tracking_uri=uri, progress=False)
+    return report, MlflowClient(uri)
+
+
+def test_report_table_shape(tiny_run):
+    report, _ = tiny_run
+    assert report.table.columns == ["label_fraction", "arm", "method", "metric", "mean", "std",
+                                    "n_seeds"]
+    assert set(report.table["arm"]) == {"ssl", "baseline"}
+    assert set(report.table["label_fraction"]) == {0.1, 1.0}
+    assert (report.table["n_seeds"] == 2).all()
+    assert report.table["mean"].is_finite().all()
+
+
+def test_mlflow_layout(tiny_run):
+    report, client = tiny_run
+    parent = client.get_run(report.run_id)
+    assert parent.data.tags["sslcore.kind"] == "experiment"
+    assert parent.data.tags["sslcore.vertical"] == "tabular"
+    assert parent.data.params["data.content_hash"]
+    assert "plugin.sslcore" in parent.data.params
+    artifacts = {a.path for a in client.list_artifacts(report.run_id)}
+    assert {"comparison.csv", "comparison.md", "label_efficiency.png"} <= artifacts
+    assert parent.data.tags["sslcore.model_uri"] == report.model_uri  # an MLflow 3 LoggedModel
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{report.run_id}'", max_results=500)
+    pre = [r for r in children if r.data.tags.get("sslcore.kind") == "pretrain"]
+    assert len(pre) == 1 and "embedding_std" in pre[0].data.metrics
+    assert "effective_rank" in pre[0].data.metrics and "loss" in pre[0].data.metrics
+    down = [r for r in children if r.data.tags.get("sslcore.kind") == "downstream"]
+    n_methods = len(report.config.heads) + len(report.config.baselines)
+    assert len(down) == n_methods * 2 * 2
+    for r in down:
+        tags = r.data.tags
+        assert tags["sslcore.arm"] in ("ssl", "baseline")
+        assert float(tags["sslcore.label_fraction"]) in (0.1, 1.0)
+        assert tags["sslcore.seed"] in ("0", "1") and tags["sslcore.method"]
+        assert {"test_auprc", "test_auroc", "test_accuracy", "test_macro_f1"} <= set(r.data.metrics)
+        assert int(r.data.params["n_labeled"]) > 0
+    statuses = {r.info.status for r in children} | {parent.info.status}
+    assert statuses == {"FINISHED"}
+
+
+def test_best_model_loads_as_pyfunc(tiny_run):
+    report, _ = tiny_run
+    model = sslcore.load_model(report.model_uri)
+    import pandas as pd
+
+    x = pd.DataFrame(np.zeros((3, 8), dtype=np.float32), columns=[f"f{i}" for i in range(8)])
+    scores = np.asarray(model.predict(x))
+    assert scores.shape[0] == 3 and np.isfinite(scores).all()
+
+
+def test_resume_reuses_the_checkpoint(tiny_run, tmp_path):
+    report, client = tiny_run
+    cfg = TINY | {"output_dir": report.config.output_dir,
+                  "evaluation": {"label_fractions": [1.0], "seeds": [0]}}
+    again = sslcore.compare(cfg, tracking_uri=report.tracking_uri, resume=True, progress=False)
+    pre = client.search_runs([again.experiment_id],
+                             f"tags.mlflow.parentRunId = '{again.run_id}' and "
+                             "tags.`sslcore.kind` = 'pretrain'")
+    assert pre[0].data.metrics["steps"] == client.get_run(pre[0].info.run_id).data.metrics["steps"]
+
+
+def test_user_data_through_the_api(tracking_uri, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(900, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.normal(size=900) > 1.0).astype(int)
+    data = {"unlabeled": x[:500], "labeled": (x[500:700], y[500:700]), "test": (x[700:], y[700:])}
+    cfg = TINY | {"output_dir": str(tmp_path / "runs"),
+                  "evaluation": {"label_fractions": [0.5, 1.0], "seeds": [0]}}
+    report = sslcore.compare(cfg, data=data, progress=False)
+    assert report.table.filter(report.table["metric"] == "auroc")["mean"].min() > 0.5
+
+
+def test_errors_before_work_leave_no_run(tracking_uri, tmp_path):
+    client = MlflowClient(tracking_uri)
+    with pytest.raises(ConfigError, match=r"heads\[0\]\.name: unknown heads 'linear_prob'.*"
+                                          r"Did you mean 'linear_probe'"):
+        sslcore.compare(TINY | {"heads": [{"name": "linear_prob"}]})
+    with pytest.raises(ConfigError, match=r"pretrain\.epocs: unknown key"):
+        sslcore.compare(TINY | {"pretrain": {"epocs": 1}})
+    y_one_pos = np.zeros(300, dtype=int)
+    y_one_pos[0] = 1
+    x = np.zeros((300, 4), dtype=np.float32)
+    with pytest.raises(DataError, match="only 1 row"):
+        sslcore.compare(TINY | {"output_dir": str(tmp_path)},
+                        data={"unlabeled": x, "labeled": (x, y_one_pos),
+                              "test": (x, np.arange(300) % 2)})
+    assert client.search_experiments() == [] or all(
+        not client.search_runs([e.experiment_id]) for e in client.search_experiments())
+
+
+def test_failure_mid_run_marks_the_run_failed(tracking_uri, tmp_path, monkeypatch):
+    import sslcore.sweep
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sslcore.sweep, "run_sweep", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        sslcore.compare(TINY | {"output_dir": str(tmp_path)}, progress=False)
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs and all(r.info.status != "RUNNING" for r in runs)
+    assert any(r.info.status == "FAILED" and r.data.tags.get("sslcore.kind") == "experiment"
+               for r in runs)
