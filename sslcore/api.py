@@ -140,8 +140,15 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     return head
 
 
-def load_model(model_uri: str) -> Any:
-    """Load a logged sslcore model (``runs:/<id>/model`` or ``models:/...``) as MLflow pyfunc."""
+def load_model(model_uri: str, tracking_uri: str | None = None) -> Any:
+    """Load a logged sslcore model (``models:/m-...`` from ``Report.model_uri``) as MLflow pyfunc.
+
+    ``tracking_uri`` is the store it was logged to (default: $MLFLOW_TRACKING_URI, else
+    ``sqlite:///mlflow.db``).
+    """
     import mlflow
 
+    from sslcore.tracking import resolve_uri
+
+    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
     return mlflow.pyfunc.load_model(model_uri)

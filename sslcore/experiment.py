@@ -174,7 +174,7 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
             out = Path(tmp)
             table.write_csv(out / "comparison.csv")
             sweep.results.write_csv(out / "results_per_seed.csv")
-            title = f"{cfg.vertical}: SSL vs labeled-only ({len(ev.seeds)} seeds)"
+            title = f"{cfg.vertical}: SSL vs baselines ({len(ev.seeds)} seeds)"
             (out / "comparison.md").write_text(
                 to_markdown(table, ev.primary_metric, sweep.labeled_counts, title))
             label_efficiency_plot(table, ev.primary_metric, out / "label_efficiency.png", title)

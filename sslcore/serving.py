@@ -2,42 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import numpy as np
 
-try:
+# MLflow warns on import and at class creation that predict() has no type hints; its inputs
+# are frames or arrays by design, so keep those warnings out of the user's terminal.
+warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
     from mlflow.pyfunc import PythonModel
-except ImportError:  # MLflow is a dependency; keep import errors readable anyway
-    PythonModel = object  # type: ignore[assignment,misc]
 
+    class SSLCoreModel(PythonModel):
+        """Wraps a fitted sslcore Method; ``predict`` returns positive-class scores or class probs.
 
-class SSLCoreModel(PythonModel):
-    """Wraps a fitted sslcore Method; ``predict`` returns positive-class scores or class probs.
+        Input is a DataFrame with the training feature columns (tables) or an array in the
+        vertical's sample shape (images, time series).
+        """
 
-    Input is a DataFrame with the training feature columns (tables) or an array in the
-    vertical's sample shape (images, time series).
-    """
+        def __init__(self, method: Any, input_shape: tuple[int, ...], feature_names: list[str] | None,
+                     class_names: list[str] | None) -> None:
+            self.method = method
+            self.input_shape = tuple(input_shape)
+            self.feature_names = feature_names
+            self.class_names = class_names
 
-    def __init__(self, method: Any, input_shape: tuple[int, ...], feature_names: list[str] | None,
-                 class_names: list[str] | None) -> None:
-        self.method = method
-        self.input_shape = tuple(input_shape)
-        self.feature_names = feature_names
-        self.class_names = class_names
+        def _as_array(self, model_input: Any) -> np.ndarray:
+            if hasattr(model_input, "columns") and self.feature_names:
+                missing = [c for c in self.feature_names if c not in model_input.columns]
+                if missing:
+                    raise ValueError(f"input is missing feature columns {missing}")
+                model_input = model_input[self.feature_names]
+            x = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
+                           dtype=np.float32)
+            return x.reshape((-1, *self.input_shape))
 
-    def _as_array(self, model_input: Any) -> np.ndarray:
-        if hasattr(model_input, "columns") and self.feature_names:
-            missing = [c for c in self.feature_names if c not in model_input.columns]
-            if missing:
-                raise ValueError(f"input is missing feature columns {missing}")
-            model_input = model_input[self.feature_names]
-        x = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
-                       dtype=np.float32)
-        return x.reshape((-1, *self.input_shape))
-
-    def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints
-        return self.method.predict_scores(self._as_array(model_input))
+        def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints
+            return self.method.predict_scores(self._as_array(model_input))
 
 
 def log_best_model(method: Any, x_example: np.ndarray, feature_names: list[str] | None,
@@ -57,9 +60,18 @@ def log_best_model(method: Any, x_example: np.ndarray, feature_names: list[str] 
     else:
         example = x_example
     signature = infer_signature(example, wrapper.predict(None, example))
-    info = mlflow.pyfunc.log_model(
-        name="model", python_model=wrapper, signature=signature,
-        pip_requirements=[f"sslcore=={sslcore.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                          f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
-    )
+    requirements = [f"sslcore=={sslcore.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                    f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
+    # MLflow warns about cloudpickled python models and untyped predict(); both are deliberate
+    # here (the model object holds torch and scikit-learn parts), so keep the demo output clean.
+    mlflow_logger = logging.getLogger("mlflow")
+    level = mlflow_logger.level
+    mlflow_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.pyfunc.log_model(name="model", python_model=wrapper,
+                                           signature=signature, pip_requirements=requirements)
+    finally:
+        mlflow_logger.setLevel(level)
     return info.model_uri

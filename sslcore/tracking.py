@@ -42,11 +42,20 @@ def parent_run(uri: str | None, experiment: str, run_name: str, tags: dict[str, 
     """Start the experiment's parent run; it ends FAILED if the body raises (also Ctrl-C)."""
     import mlflow
 
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; put the caller's back after,
+    # so a later call without a URI (or a child process) does not inherit this run's store.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(resolve_uri(uri))
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name, tags=tags) as run:
-        log_params(run.info.run_id, params)
-        yield run
+    try:
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+            log_params(run.info.run_id, params)
+            yield run
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 def log_params(run_id: str, params: dict[str, str]) -> None:

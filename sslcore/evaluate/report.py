@@ -71,7 +71,7 @@ def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[i
         name, value = hl.full_baseline
         match = (f"{hl.labels_to_match_full_baseline:.0%} of the labels"
                  if hl.labels_to_match_full_baseline is not None else "no fraction tried")
-        lines += [f"SSL needs **{match}** to match the best labeled-only baseline trained on "
+        lines += [f"SSL needs **{match}** to match the best baseline trained on "
                   f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f}).", ""]
     for metric in [primary] + sorted(set(table["metric"].to_list()) - {primary}):
         lines += [f"## {metric}" + (" (lower is better)" if metric in LOWER_IS_BETTER else ""), ""]

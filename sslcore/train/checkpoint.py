@@ -80,10 +80,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        # torch's own text suggests weights_only=False, which would be unsafe advice here.
         raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: {detail}); "
-            "delete it to start from scratch, or start without --resume") from exc
+            f"checkpoint {path} is truncated, corrupt or not a checkpoint "
+            f"({type(exc).__name__}); delete it to start from scratch, or start without "
+            "--resume") from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a "
                               "checkpoint dict; delete it or start without --resume")

@@ -113,7 +113,11 @@ def balanced_log_loss(y: np.ndarray, probs: np.ndarray, num_classes: int) -> flo
 
 
 def _as_float_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if isinstance(x, torch.Tensor):
+        return x.float()
+    arr = np.asarray(x, dtype=np.float32)
+    # Arrays from polars/Arrow are read-only; torch wants to own writable memory.
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
 
 
 @torch.no_grad()

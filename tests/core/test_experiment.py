@@ -9,21 +9,34 @@ from mlflow import MlflowClient
 import sslcore
 from sslcore.errors import ConfigError, DataError
 
+# Cheap but complete: every method of the tabular recipe, with small budgets.
+CHEAP_GBM = {"max_iter": 30, "max_iter_no_val": 30, "n_iter_no_change": 5}
 TINY = {
     "vertical": "tabular",
     "dataset": {"name": "synthetic_tabular", "params": {"n_rows": 1500, "n_features": 8}},
+    "heads": [{"name": "linear_probe", "params": {"Cs": [0.1, 1.0]}}, {"name": "finetune"},
+              {"name": "gbm_on_embeddings", "params": CHEAP_GBM | {"max_fit_samples": 500}}],
+    "baselines": [{"name": "scratch"}, {"name": "hist_gbm", "params": CHEAP_GBM}],
     "pretrain": {"epochs": 1, "batch_size": 128, "checkpoint_every": 5},
     "finetune": {"epochs": 3, "patience": 2, "batch_size": 128},
     "evaluation": {"label_fractions": [0.1, 1.0], "seeds": [0, 1]},
 }
+# For tests about one aspect (resume, user data, failure): one SSL head, one baseline.
+SMALL = TINY | {"heads": [{"name": "linear_probe", "params": {"Cs": [0.1, 1.0]}}],
+                "baselines": [{"name": "hist_gbm", "params": CHEAP_GBM}],
+                "evaluation": {"label_fractions": [1.0], "seeds": [0]}}
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, make_store):
     tmp = tmp_path_factory.mktemp("run")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    uri = make_store(tmp)
     cfg = TINY | {"output_dir": str(tmp / "runs")}
-    report = sslcore.compare(cfg, tracking_uri=uri, progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # the experiment's artifact root is ./mlruns when MLflow creates it
+        # mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI; undo that afterwards
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        report = sslcore.compare(cfg, tracking_uri=uri, progress=False)
     return report, MlflowClient(uri)
 
 
@@ -68,7 +81,7 @@ def test_mlflow_layout(tiny_run):
 
 def test_best_model_loads_as_pyfunc(tiny_run):
     report, _ = tiny_run
-    model = sslcore.load_model(report.model_uri)
+    model = sslcore.load_model(report.model_uri, tracking_uri=report.tracking_uri)
     import pandas as pd
 
     x = pd.DataFrame(np.zeros((3, 8), dtype=np.float32), columns=[f"f{i}" for i in range(8)])
@@ -76,15 +89,26 @@ def test_best_model_loads_as_pyfunc(tiny_run):
     assert scores.shape[0] == 3 and np.isfinite(scores).all()
 
 
-def test_resume_reuses_the_checkpoint(tiny_run, tmp_path):
+def _pretrain_child(client, report):
+    runs = client.search_runs([report.experiment_id],
+                              f"tags.mlflow.parentRunId = '{report.run_id}' and "
+                              "tags.`sslcore.kind` = 'pretrain'")
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_resume_reuses_the_checkpoint(tiny_run):
     report, client = tiny_run
-    cfg = TINY | {"output_dir": report.config.output_dir,
-                  "evaluation": {"label_fractions": [1.0], "seeds": [0]}}
+    first = _pretrain_child(client, report)
+    # Same pretraining config (the checkpoint key), other methods and fractions.
+    cfg = SMALL | {"output_dir": report.config.output_dir}
     again = sslcore.compare(cfg, tracking_uri=report.tracking_uri, resume=True, progress=False)
-    pre = client.search_runs([again.experiment_id],
-                             f"tags.mlflow.parentRunId = '{again.run_id}' and "
-                             "tags.`sslcore.kind` = 'pretrain'")
-    assert pre[0].data.metrics["steps"] == client.get_run(pre[0].info.run_id).data.metrics["steps"]
+    assert client.get_run(again.run_id).info.status == "FINISHED"
+    resumed = _pretrain_child(client, again)
+    assert resumed.data.params["checkpoint_dir"] == first.data.params["checkpoint_dir"]
+    assert resumed.data.metrics["steps"] == first.data.metrics["steps"] > 0
+    assert resumed.data.metrics["final_loss"] == pytest.approx(first.data.metrics["final_loss"])
+    assert client.get_metric_history(resumed.info.run_id, "loss") == []  # no step trained again
 
 
 def test_user_data_through_the_api(tracking_uri, tmp_path):
@@ -92,10 +116,12 @@ def test_user_data_through_the_api(tracking_uri, tmp_path):
     x = rng.normal(size=(900, 5)).astype(np.float32)
     y = (x[:, 0] + 0.5 * rng.normal(size=900) > 1.0).astype(int)
     data = {"unlabeled": x[:500], "labeled": (x[500:700], y[500:700]), "test": (x[700:], y[700:])}
-    cfg = TINY | {"output_dir": str(tmp_path / "runs"),
-                  "evaluation": {"label_fractions": [0.5, 1.0], "seeds": [0]}}
+    cfg = SMALL | {"heads": [{"name": "finetune"}], "output_dir": str(tmp_path / "runs"),
+                   "evaluation": {"label_fractions": [0.5, 1.0], "seeds": [0]}}
     report = sslcore.compare(cfg, data=data, progress=False)
-    assert report.table.filter(report.table["metric"] == "auroc")["mean"].min() > 0.5
+    auroc = report.table.filter(report.table["metric"] == "auroc")
+    assert set(auroc["method"]) == {"finetune", "hist_gbm"} and len(auroc) == 4
+    assert auroc["mean"].min() > 0.5
 
 
 def test_errors_before_work_leave_no_run(tracking_uri, tmp_path):
@@ -124,7 +150,7 @@ def test_failure_mid_run_marks_the_run_failed(tracking_uri, tmp_path, monkeypatc
 
     monkeypatch.setattr(sslcore.sweep, "run_sweep", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        sslcore.compare(TINY | {"output_dir": str(tmp_path)}, progress=False)
+        sslcore.compare(SMALL | {"output_dir": str(tmp_path)}, progress=False)
     client = MlflowClient(tracking_uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert runs and all(r.info.status != "RUNNING" for r in runs)

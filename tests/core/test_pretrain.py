@@ -244,7 +244,7 @@ def test_resume_from_a_foreign_checkpoint_refuses(tmp_path):
 def test_resume_from_corrupt_checkpoint_says_what_to_do(tmp_path):
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "last.pt").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="last.pt is truncated or corrupt.*--resume"):
+    with pytest.raises(CheckpointError, match="last.pt is truncated, corrupt.*--resume"):
         _train(tmp_path, resume=True)
 
 

@@ -60,7 +60,8 @@ def test_experiment_through_team_server(server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = {"vertical": "tabular", "output_dir": str(tmp_path / "runs"),
            "dataset": {"name": "synthetic_tabular", "params": {"n_rows": 800, "n_features": 6}},
-           "heads": [{"name": "linear_probe"}], "baselines": [{"name": "hist_gbm"}],
+           "heads": [{"name": "linear_probe"}],
+           "baselines": [{"name": "hist_gbm", "params": {"max_iter": 30, "max_iter_no_val": 30}}],
            "pretrain": {"epochs": 1, "batch_size": 64},
            "evaluation": {"label_fractions": [1.0], "seeds": [0]}}
     report = sslcore.compare(cfg, tracking_uri=server, progress=False)
