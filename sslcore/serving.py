@@ -8,39 +8,39 @@ from typing import Any
 
 import numpy as np
 
-# MLflow warns on import and at class creation that predict() has no type hints; its inputs
-# are frames or arrays by design, so keep those warnings out of the user's terminal.
-warnings.filterwarnings("ignore", message=r".*[Tt]ype hint", category=UserWarning)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
-    from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc import PythonModel
 
-    class SSLCoreModel(PythonModel):
-        """Wraps a fitted sslcore Method; ``predict`` returns positive-class scores or class probs.
 
-        Input is a DataFrame with the training feature columns (tables) or an array in the
-        vertical's sample shape (images, time series).
-        """
+class SSLCoreModel(PythonModel):
+    """Wraps a fitted sslcore Method; ``predict`` returns positive-class scores or class probs.
 
-        def __init__(self, method: Any, input_shape: tuple[int, ...], feature_names: list[str] | None,
-                     class_names: list[str] | None) -> None:
-            self.method = method
-            self.input_shape = tuple(input_shape)
-            self.feature_names = feature_names
-            self.class_names = class_names
+    Input is a DataFrame with the training feature columns (tables) or an array in the
+    vertical's sample shape (images, time series).
+    """
 
-        def _as_array(self, model_input: Any) -> np.ndarray:
-            if hasattr(model_input, "columns") and self.feature_names:
-                missing = [c for c in self.feature_names if c not in model_input.columns]
-                if missing:
-                    raise ValueError(f"input is missing feature columns {missing}")
-                model_input = model_input[self.feature_names]
-            x = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
-                           dtype=np.float32)
-            return x.reshape((-1, *self.input_shape))
+    # Inputs are frames or arrays by design; MLflow's type-hint validation (and its warning
+    # at class creation) does not apply.
+    _skip_type_hint_validation = True
 
-        def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints
-            return self.method.predict_scores(self._as_array(model_input))
+    def __init__(self, method: Any, input_shape: tuple[int, ...], feature_names: list[str] | None,
+                 class_names: list[str] | None) -> None:
+        self.method = method
+        self.input_shape = tuple(input_shape)
+        self.feature_names = feature_names
+        self.class_names = class_names
+
+    def _as_array(self, model_input: Any) -> np.ndarray:
+        if hasattr(model_input, "columns") and self.feature_names:
+            missing = [c for c in self.feature_names if c not in model_input.columns]
+            if missing:
+                raise ValueError(f"input is missing feature columns {missing}")
+            model_input = model_input[self.feature_names]
+        x = np.asarray(model_input.to_numpy() if hasattr(model_input, "to_numpy") else model_input,
+                       dtype=np.float32)
+        return x.reshape((-1, *self.input_shape))
+
+    def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints
+        return self.method.predict_scores(self._as_array(model_input))
 
 
 def log_best_model(method: Any, x_example: np.ndarray, feature_names: list[str] | None,
