@@ -6,6 +6,8 @@ validated pydantic model and ``context`` holds what the runner knows (listed per
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -28,7 +30,7 @@ class Backbone(nn.Module):
     embed_dim: int
 
 
-class PretextTask(nn.Module):
+class PretextTask(nn.Module, abc.ABC):
     """An SSL objective wrapped around a backbone.
 
     Factory context: ``backbone`` (a Backbone), ``augment`` (an Augmentation composed from the
@@ -37,9 +39,9 @@ class PretextTask(nn.Module):
 
     backbone: Backbone
 
+    @abc.abstractmethod
     def loss(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Scalar loss of one batch of unlabeled samples (already on the device)."""
-        raise NotImplementedError  # abstract: every pretext task overrides it
 
     def on_step_end(self) -> None:
         """Called after each optimizer step, e.g. to update an EMA teacher."""

@@ -20,6 +20,8 @@ Example::
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any
 
 import numpy as np
@@ -63,7 +65,7 @@ class ECODParams(BaseModel):
                              "row's score nearly independent of the other test rows")
 
 
-class _PyODDetector:
+class _PyODDetector(abc.ABC):
     """Shared fit/score of the pyod detectors on flattened rows of ``ctx.unlabeled``."""
 
     uses_labels = False
@@ -73,8 +75,9 @@ class _PyODDetector:
         self.params = params
         self.detector: Any = None
 
+    @abc.abstractmethod
     def _make(self, seed: int, n_rows: int) -> Any:
-        raise NotImplementedError  # each detector builds its pyod estimator
+        """Build this detector's (unfitted) pyod estimator."""
 
     def fit(self, ctx: FitContext) -> None:
         require_binary(self.name, ctx.num_classes)
