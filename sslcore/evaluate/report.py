@@ -94,10 +94,10 @@ def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[i
 def format_console(table: pl.DataFrame, primary: str) -> str:
     """A compact grid of the primary metric for the terminal."""
     sub = table.filter(pl.col("metric") == primary).with_columns(
-        (pl.col("mean").round(4).cast(pl.Utf8) + " ± " + pl.col("std").round(4).cast(pl.Utf8))
-        .alias("cell"))
+        pl.struct("mean", "std").map_elements(lambda r: f"{r['mean']:.3f} ± {r['std']:.3f}",
+                                              return_dtype=pl.Utf8).alias("cell"))
     grid = sub.pivot(on="label_fraction", index=["arm", "method"], values="cell",
                      sort_columns=True)
-    with pl.Config(tbl_rows=100, tbl_cols=20, fmt_str_lengths=40, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True):
+    with pl.Config(tbl_rows=100, tbl_cols=20, fmt_str_lengths=40, tbl_width_chars=160,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         return f"test_{primary} (mean ± std over seeds) by label fraction\n{grid}"
