@@ -73,6 +73,8 @@ def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | N
 
     ``compare(..., resume=True)`` with the same config and data reuses the checkpoint.
     """
+    from contextlib import nullcontext
+
     from sslcore import tracking
     from sslcore.distributed import cleanup_distributed, init_distributed, is_main_process
     from sslcore.experiment import checkpoint_dir
@@ -81,19 +83,18 @@ def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | N
     cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
                                          tracking_uri=tracking_uri)
     device = init_distributed()
-    ckpt = checkpoint_dir(cfg, ssl_data)
+    card = ssl_data.card()
+    ckpt = checkpoint_dir(cfg, card.content_hash)
     built = build_pretraining(cfg, registries, ssl_data)
+    main = is_main_process()  # only rank 0 talks to MLflow
+    experiment = cfg.tracking.experiment or f"sslcore-{cfg.vertical}"
+    run = tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-pretrain",
+                              {"sslcore.vertical": cfg.vertical, "sslcore.kind": "pretrain"},
+                              card.as_params()) if main else nullcontext()
     try:
-        if is_main_process():
-            experiment = cfg.tracking.experiment or f"sslcore-{cfg.vertical}"
-            with tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-pretrain",
-                                     {"sslcore.vertical": cfg.vertical, "sslcore.kind": "pretrain"},
-                                     ssl_data.card().as_params()):
-                run_pretraining(cfg, built, ssl_data, ckpt, resume=resume, device=device,
-                                progress=progress, log_to_mlflow=True)
-        else:
+        with run:
             run_pretraining(cfg, built, ssl_data, ckpt, resume=resume, device=device,
-                            progress=False, log_to_mlflow=False)
+                            progress=progress and main, log_to_mlflow=main)
     finally:
         cleanup_distributed()
     return ckpt
@@ -106,12 +107,12 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     The returned Method has ``predict_scores(x)``. Raises CheckpointError when the encoder was
     not pretrained for this config and data.
     """
-    from sslcore.contracts import FitContext
     from sslcore.data.sampling import nested_subsets
     from sslcore.distributed import pick_device
     from sslcore.errors import CheckpointError, ConfigError
     from sslcore.experiment import checkpoint_dir
     from sslcore.train.build import build_pretraining
+    from sslcore.sweep import fit_context
     from sslcore.train.checkpoint import latest_checkpoint, load_checkpoint
 
     cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick, tracking_uri=None)
@@ -119,9 +120,10 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     if method not in refs:
         raise ConfigError(f"method: {method!r} is not a head of this config; choose from "
                           f"{sorted(refs)}")
-    ckpt = latest_checkpoint(checkpoint_dir(cfg, ssl_data))
+    ckpt_dir = checkpoint_dir(cfg, ssl_data.card().content_hash)
+    ckpt = latest_checkpoint(ckpt_dir)
     if ckpt is None:
-        raise CheckpointError(f"no pretrained encoder in {checkpoint_dir(cfg, ssl_data)}; run "
+        raise CheckpointError(f"no pretrained encoder in {ckpt_dir}; run "
                               "sslcore.pretrain() (or `sslcore pretrain`) with this config first")
     built = build_pretraining(cfg, registries, ssl_data)
     built.task.load_state_dict(load_checkpoint(ckpt)["model"])
@@ -129,12 +131,8 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     ev = cfg.evaluation
     subset = nested_subsets(ssl_data.labeled_y, [label_fraction], seed,
                             min_per_class=ev.min_labeled_per_class, val_fraction=ev.val_fraction)[0]
-    ctx = FitContext(
-        x_train=ssl_data.labeled_x[subset.train], y_train=ssl_data.labeled_y[subset.train],
-        x_val=ssl_data.labeled_x[subset.val], y_val=ssl_data.labeled_y[subset.val],
-        unlabeled=ssl_data.unlabeled, num_classes=ssl_data.num_classes, seed=seed, device=device,
-        budget=cfg.finetune, make_backbone=built.make_backbone, augment=built.augment,
-        encoder=built.task.backbone.to(device).eval())
+    ctx = fit_context(ssl_data, subset, cfg, device=device, make_backbone=built.make_backbone,
+                      augment=built.augment, encoder=built.task.backbone.to(device).eval())
     head = registries.heads.get(refs[method].name).build(refs[method].params)
     head.fit(ctx)
     return head

@@ -7,7 +7,6 @@ validated pydantic model and ``context`` holds what the runner knows (listed per
 from __future__ import annotations
 
 import abc
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable

@@ -99,17 +99,20 @@ def check_sampling(cfg: ExperimentConfig, data: SSLData) -> None:
                        val_fraction=cfg.evaluation.val_fraction)
 
 
-def pretrain_key(cfg: ExperimentConfig, data: SSLData) -> str:
-    """Identifies a pretraining run so ``--resume`` and ``sslcore pretrain`` find its checkpoint."""
+def pretrain_key(cfg: ExperimentConfig, content_hash: str) -> str:
+    """Identifies a pretraining run so ``--resume`` and ``sslcore pretrain`` find its checkpoint.
+
+    ``content_hash`` is the data card's (``SSLData.card()`` hashes every array: compute it once).
+    """
     parts = {k: cfg.model_dump()[k] for k in ("backbone", "pretext", "augmentations", "pretrain")}
     parts["pretrain"] = {k: v for k, v in parts["pretrain"].items()
                          if k not in ("checkpoint_every", "log_every")}
-    blob = json.dumps(parts, sort_keys=True) + data.card().content_hash
+    blob = json.dumps(parts, sort_keys=True) + content_hash
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def checkpoint_dir(cfg: ExperimentConfig, data: SSLData) -> Path:
-    return Path(cfg.output_dir) / cfg.vertical / pretrain_key(cfg, data) / "checkpoints"
+def checkpoint_dir(cfg: ExperimentConfig, content_hash: str) -> Path:
+    return Path(cfg.output_dir) / cfg.vertical / pretrain_key(cfg, content_hash) / "checkpoints"
 
 
 def _best_method(val_scores: dict[tuple[str, str], list[float]], metric: str) -> tuple[str, str]:
@@ -140,7 +143,8 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
         parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
         start = time.perf_counter()
         built = build_pretraining(cfg, registries, data)
-        encoder = run_pretraining(cfg, built, data, checkpoint_dir(cfg, data), resume=resume,
+        encoder = run_pretraining(cfg, built, data, checkpoint_dir(cfg, card.content_hash),
+                                  resume=resume,
                                   device=device, progress=progress, log_to_mlflow=True)
 
         def log_child(arm: str, method: str, component: str, fraction: float, seed: int,

@@ -62,8 +62,8 @@ def log_best_model(method: Any, x_example: np.ndarray, feature_names: list[str] 
     signature = infer_signature(example, wrapper.predict(None, example))
     requirements = [f"sslcore=={sslcore.__version__}", f"torch=={torch.__version__.split('+')[0]}",
                     f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
-    # MLflow warns about cloudpickled python models and untyped predict(); both are deliberate
-    # here (the model object holds torch and scikit-learn parts), so keep the demo output clean.
+    # MLflow warns that python models are cloudpickled; that is deliberate here (the model
+    # object holds torch and scikit-learn parts), so keep the demo output clean.
     mlflow_logger = logging.getLogger("mlflow")
     level = mlflow_logger.level
     mlflow_logger.setLevel(logging.ERROR)

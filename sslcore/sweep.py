@@ -13,7 +13,7 @@ import torch
 
 from sslcore.config import ComponentRef, ExperimentConfig
 from sslcore.contracts import Backbone, FitContext, Method
-from sslcore.data.sampling import nested_subsets
+from sslcore.data.sampling import LabeledSubset, nested_subsets
 from sslcore.data.ssl_data import SSLData
 from sslcore.evaluate.metrics import compute
 from sslcore.evaluate.report import RESULT_SCHEMA
@@ -27,6 +27,19 @@ class SweepResult:
     labeled_counts: dict[float, list[float]]  # mean rows per class per fraction
     child_runs: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def fit_context(data: SSLData, subset: LabeledSubset, cfg: ExperimentConfig, *,
+                device: torch.device, make_backbone: Any, augment: Any,
+                encoder: Backbone | None = None,
+                cache: dict[str, Any] | None = None) -> FitContext:
+    """What a method may see for one labeled subset: its rows, the pool, the shared budget."""
+    return FitContext(
+        x_train=data.labeled_x[subset.train], y_train=data.labeled_y[subset.train],
+        x_val=data.labeled_x[subset.val], y_val=data.labeled_y[subset.val],
+        unlabeled=data.unlabeled, num_classes=data.num_classes, seed=subset.seed,
+        device=device, budget=cfg.finetune, make_backbone=make_backbone, augment=augment,
+        encoder=encoder, cache={} if cache is None else cache)
 
 
 def _methods(cfg: ExperimentConfig) -> list[tuple[str, ComponentRef]]:
@@ -60,12 +73,8 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
         for subset in subsets:
             per_class = subset.class_counts(data.labeled_y, data.num_classes)
             counts.setdefault(subset.fraction, []).append(per_class)
-            ctx = FitContext(
-                x_train=data.labeled_x[subset.train], y_train=data.labeled_y[subset.train],
-                x_val=data.labeled_x[subset.val], y_val=data.labeled_y[subset.val],
-                unlabeled=data.unlabeled, num_classes=data.num_classes, seed=seed,
-                device=device, budget=cfg.finetune, make_backbone=make_backbone,
-                augment=augment, encoder=None, cache=cache)
+            ctx = fit_context(data, subset, cfg, device=device, make_backbone=make_backbone,
+                              augment=augment, cache=cache)
             for arm, ref in methods:
                 bar.set_postfix_str(f"{ref.label} @ {subset.fraction:g}, seed {seed}")
                 registry = registries.heads if arm == "ssl" else registries.baselines

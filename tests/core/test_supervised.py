@@ -25,17 +25,7 @@ CPU = torch.device("cpu")
 N_FEATURES = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors and trees: one thread each. Extra threads only spin, and on a busy 2-core
-    machine they made these tests up to 100x slower. Restored after the module."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/core/conftest.py
 
 
 def backbone(seed: int = 0) -> MLPBackbone:
