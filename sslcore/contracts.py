@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -68,6 +69,9 @@ class FitContext:
     make_backbone: Callable[[], Backbone]
     augment: Augmentation | None = None
     encoder: Backbone | None = None
+    # The labeled pool's per-row metadata (SSLData.labeled_meta) for x_train / x_val rows.
+    meta_train: dict[str, np.ndarray] = field(default_factory=dict)
+    meta_val: dict[str, np.ndarray] = field(default_factory=dict)
     # Shared by every method over the whole sweep: label-free work (embedding the unlabeled
     # pool, fitting a detector) is done once. Key entries by everything the value depends on.
     cache: dict[str, Any] = field(default_factory=dict)
@@ -90,12 +94,29 @@ class Method(Protocol):
     def predict_scores(self, x: np.ndarray) -> np.ndarray: ...
 
 
+@dataclass
+class ArtifactContext:
+    """What a vertical's ``artifacts`` function may use to draw figures for the parent run.
+
+    ``fitted`` maps (arm, method label) to the method fitted on the largest label fraction with
+    the first seed; ``out_dir`` is where to write files (PNG, text): the core logs them all.
+    """
+
+    cfg: Any  # sslcore.config.ExperimentConfig
+    data: Any  # sslcore.data.ssl_data.SSLData
+    fitted: dict[tuple[str, str], Method]
+    encoder: Backbone
+    device: torch.device
+    out_dir: Path
+
+
 @dataclass(frozen=True)
 class VerticalRecipe:
     """A vertical's default experiment: component names and params as a config mapping.
 
     ``default_config`` validates as ``sslcore.config.ExperimentConfig`` (without ``vertical``);
-    ``quick_overrides`` is deep-merged on top for ``--quick``.
+    ``quick_overrides`` is deep-merged on top for ``--quick``. ``artifacts``, if given, writes
+    the vertical's own figures (e.g. saliency maps) for the parent run from an ArtifactContext.
     """
 
     description: str
@@ -103,3 +124,4 @@ class VerticalRecipe:
     quick_overrides: dict[str, Any] = field(default_factory=dict)
     modality: str = "table"  # "table" | "image" | "timeseries"
     example_files: Sequence[str] = ()
+    artifacts: Callable[[ArtifactContext], None] | None = None

@@ -124,6 +124,31 @@ def barrier() -> None:
         dist.barrier()
 
 
+def gather_with_grad(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``t`` from every rank along dim 0, keeping gradients to every rank's part.
+
+    For global contrastive negatives: each rank's loss sees all ranks' embeddings, and the
+    backward pass sends each rank the gradient of its own rows. Without a process group
+    (one process) it returns ``t`` unchanged. Rank ``r``'s rows start at ``r * len(t)``.
+    """
+    if not is_distributed():
+        return t
+    import torch
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(t.contiguous()), dim=0)
+
+
+def all_reduce_mean_(t: torch.Tensor) -> torch.Tensor:
+    """Average ``t`` in place over ranks (no gradient), e.g. a DINO center; a no-op alone."""
+    if is_distributed():
+        import torch.distributed as dist
+
+        dist.all_reduce(t)  # gloo has no AVG: sum, then divide
+        t /= world_size()
+    return t
+
+
 def torchrun_command(module_args: list[str], nproc: int, nnodes: int = 1,
                      rdzv_endpoint: str | None = None, max_restarts: int = 0) -> list[str]:
     """The ``python -m torch.distributed.run ... -m sslcore <module_args>`` command line.

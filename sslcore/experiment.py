@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -14,11 +15,15 @@ import numpy as np
 import polars as pl
 
 from sslcore.config import ExperimentConfig, check_components, deep_merge, load_yaml, validate_config
+from sslcore.contracts import ArtifactContext
 from sslcore.data.sampling import nested_subsets
 from sslcore.data.ssl_data import SSLData
 from sslcore.errors import ConfigError
-from sslcore.evaluate.metrics import LOWER_IS_BETTER, METRICS
+from sslcore.evaluate.metrics import ALL_METRICS, LOWER_IS_BETTER
 from sslcore.evaluate.report import Headline, format_console, headline, summarize, to_markdown
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,7 +80,7 @@ def resolve_config(vertical_or_config: Any, registries: Any, *, quick: bool = Fa
         recipe.default_config
     merged = deep_merge(deep_merge(base, raw), overrides or {})
     cfg = validate_config(merged, source)
-    check_components(cfg, registries, list(METRICS))
+    check_components(cfg, registries, ALL_METRICS)
     return cfg
 
 
@@ -96,7 +101,7 @@ def check_sampling(cfg: ExperimentConfig, data: SSLData) -> None:
     for seed in cfg.evaluation.seeds:
         nested_subsets(data.labeled_y, cfg.evaluation.label_fractions, seed,
                        min_per_class=cfg.evaluation.min_labeled_per_class,
-                       val_fraction=cfg.evaluation.val_fraction)
+                       val_fraction=cfg.evaluation.val_fraction, groups=data.labeled_groups)
 
 
 def pretrain_key(cfg: ExperimentConfig, content_hash: str) -> str:
@@ -120,11 +125,25 @@ def _best_method(val_scores: dict[tuple[str, str], list[float]], metric: str) ->
     return max(val_scores, key=lambda k: sign * float(np.mean(val_scores[k])))
 
 
+def _vertical_artifacts(cfg: ExperimentConfig, registries: Any, ctx: ArtifactContext) -> None:
+    """The vertical's own figures; a failure there is reported, not fatal to a finished sweep."""
+    recipe = registries.verticals.get(cfg.vertical).build()
+    if recipe.artifacts is None:
+        return
+    try:
+        recipe.artifacts(ctx)
+    except Exception as exc:  # noqa: BLE001 - the results are already computed and logged
+        import mlflow
+
+        logger.warning("vertical %s: artifacts failed: %s", cfg.vertical, exc)
+        mlflow.set_tag("sslcore.artifacts_error", f"{type(exc).__name__}: {exc}"[:500])
+
+
 def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                    resume: bool = False, progress: bool = True) -> Report:
     from sslcore import tracking
     from sslcore.distributed import pick_device
-    from sslcore.evaluate.plots import label_efficiency_plot
+    from sslcore.evaluate.plots import confusion_matrix_plot, label_efficiency_plot
     from sslcore.serving import log_best_model
     from sslcore.sweep import run_sweep
     from sslcore.train.build import build_pretraining, run_pretraining
@@ -182,8 +201,18 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
             (out / "comparison.md").write_text(
                 to_markdown(table, ev.primary_metric, sweep.labeled_counts, title))
             label_efficiency_plot(table, ev.primary_metric, out / "label_efficiency.png", title)
+            best_model = sweep.fitted_at_top[best]
+            if data.num_classes > 2:
+                top = max(ev.label_fractions)
+                confusion_matrix_plot(
+                    data.test_y, best_model.predict_scores(data.test_x).argmax(axis=1),
+                    data.class_names or [str(i) for i in range(data.num_classes)],
+                    out / "confusion_matrix.png",
+                    f"{best[0]}/{best[1]} at {top:g} labels, seed {ev.seeds[0]} (test set)")
+            _vertical_artifacts(cfg, registries, ArtifactContext(
+                cfg, data, sweep.fitted_at_top, encoder, device, out))
             mlflow.log_artifacts(str(out))
-        model_uri = log_best_model(sweep.fitted_at_top[best], data.labeled_x[:5],
+        model_uri = log_best_model(best_model, data.labeled_x[:5],
                                    data.feature_names, data.class_names)
         mlflow.set_tag("sslcore.model_uri", model_uri)
     return Report(table, sweep.results, parent_id, exp_id, tracking.resolve_uri(cfg.tracking.uri),

@@ -15,7 +15,7 @@ from sslcore.config import ComponentRef, ExperimentConfig
 from sslcore.contracts import Backbone, FitContext, Method
 from sslcore.data.sampling import LabeledSubset, nested_subsets
 from sslcore.data.ssl_data import SSLData
-from sslcore.evaluate.metrics import compute
+from sslcore.evaluate.metrics import THRESHOLD_METRICS, compute, youden_threshold
 from sslcore.evaluate.report import RESULT_SCHEMA
 
 
@@ -34,12 +34,15 @@ def fit_context(data: SSLData, subset: LabeledSubset, cfg: ExperimentConfig, *,
                 encoder: Backbone | None = None,
                 cache: dict[str, Any] | None = None) -> FitContext:
     """What a method may see for one labeled subset: its rows, the pool, the shared budget."""
+    meta = data.labeled_meta
     return FitContext(
         x_train=data.labeled_x[subset.train], y_train=data.labeled_y[subset.train],
         x_val=data.labeled_x[subset.val], y_val=data.labeled_y[subset.val],
         unlabeled=data.unlabeled, num_classes=data.num_classes, seed=subset.seed,
         device=device, budget=cfg.finetune, make_backbone=make_backbone, augment=augment,
-        encoder=encoder, cache={} if cache is None else cache)
+        encoder=encoder, cache={} if cache is None else cache,
+        meta_train={k: np.asarray(v)[subset.train] for k, v in meta.items()},
+        meta_val={k: np.asarray(v)[subset.val] for k, v in meta.items()})
 
 
 def _methods(cfg: ExperimentConfig) -> list[tuple[str, ComponentRef]]:
@@ -65,11 +68,12 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
     n_child = 0
     encoder.eval()
     total = len(ev.seeds) * len(ev.label_fractions) * len(methods)
+    needs_threshold = any(m in THRESHOLD_METRICS for m in ev.metrics)
     bar = tqdm(total=total, desc="few-label sweep", unit="fit", disable=not progress)
     for seed in ev.seeds:
         subsets = nested_subsets(data.labeled_y, ev.label_fractions, seed,
                                  min_per_class=ev.min_labeled_per_class,
-                                 val_fraction=ev.val_fraction)
+                                 val_fraction=ev.val_fraction, groups=data.labeled_groups)
         for subset in subsets:
             per_class = subset.class_counts(data.labeled_y, data.num_classes)
             counts.setdefault(subset.fraction, []).append(per_class)
@@ -92,12 +96,19 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                         label_free[key] = (method, scores)
                 fit_s = time.perf_counter() - start
                 timings[ref.label] = timings.get(ref.label, 0.0) + fit_s
-                test_metrics = compute(ev.metrics, data.test_y, scores)
+                want_val = len(ctx.y_val) and (needs_threshold or subset.fraction == top)
+                val_pred = method.predict_scores(ctx.x_val) if want_val else None
+                threshold = (youden_threshold(ctx.y_val, val_pred)
+                             if needs_threshold and val_pred is not None else
+                             0.5 if needs_threshold else None)
+                test_metrics = compute(ev.metrics, data.test_y, scores, threshold=threshold,
+                                       meta=data.test_meta)
                 rows += [{"label_fraction": subset.fraction, "seed": seed, "arm": arm,
                           "method": ref.label, "metric": m, "value": v}
                          for m, v in test_metrics.items()]
-                if subset.fraction == top:
-                    val = compute([ev.primary_metric], ctx.y_val, method.predict_scores(ctx.x_val))
+                if subset.fraction == top and val_pred is not None:
+                    val = compute([ev.primary_metric], ctx.y_val, val_pred, threshold=threshold,
+                                  meta=ctx.meta_val)
                     val_scores.setdefault((arm, ref.label), []).append(val[ev.primary_metric])
                     if seed == ev.seeds[0]:
                         fitted[(arm, ref.label)] = method

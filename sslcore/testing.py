@@ -284,7 +284,7 @@ def check_dataset(entry: Entry[Any], params: dict[str, Any] | None = None) -> No
 def check_vertical(entry: Entry[Any], registries: Any) -> None:
     """The recipe (and its ``--quick`` variant) validates and names registered components."""
     from sslcore.config import check_components, deep_merge, validate_config
-    from sslcore.evaluate.metrics import METRICS
+    from sslcore.evaluate.metrics import ALL_METRICS
 
     check_params(entry)
     recipe = entry.build(None)
@@ -293,7 +293,7 @@ def check_vertical(entry: Entry[Any], registries: Any) -> None:
     raw = {"vertical": entry.name, **recipe.default_config}
     for cfg in (raw, deep_merge(raw, recipe.quick_overrides)):
         check_components(validate_config(cfg, source=f"vertical {entry.name}"), registries,
-                         list(METRICS))
+                         ALL_METRICS)
 
 
 # ----------------------------------------------------------------------------- drivers

@@ -6,12 +6,18 @@ subsets are therefore nested (1% within 5% within 10%) and keep the class balanc
 as rare as 0.5% still has positives at 1% labels. Inside each subset a validation split (for
 early stopping and thresholds, never the test set) takes every k-th row of each class, which
 keeps it nested too.
+
+With ``groups`` (one id per row, e.g. a machine's failure history), whole groups are sampled
+instead of rows: a group's class is the largest label among its rows (for binary tasks: "has a
+positive"), groups are stratified by it, and the validation split takes whole groups. So "5% of
+failures labeled" means 5% of the failure histories with all their rows, as plants label them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,13 +48,17 @@ def nested_subsets(
     *,
     min_per_class: int = 2,
     val_fraction: float = 0.2,
+    groups: np.ndarray | None = None,
 ) -> list[LabeledSubset]:
     """Return one LabeledSubset per fraction (ascending), nested for this seed.
 
     Raises:
-        DataError: a class has fewer than ``min_per_class`` rows in the labeled pool, so some
-            fraction would leave it (e.g. the positives) out entirely.
+        DataError: a class has fewer than ``min_per_class`` rows (groups, when ``groups`` is
+            given) in the labeled pool, so some fraction would leave it out entirely.
     """
+    if groups is not None:
+        return _group_subsets(y, np.asarray(groups), fractions, seed,
+                              min_per_class=min_per_class, val_fraction=val_fraction)
     classes, counts = np.unique(y, return_counts=True)
     for c, n in zip(classes, counts, strict=True):
         if n < min_per_class:
@@ -58,6 +68,39 @@ def nested_subsets(
                 "this class or lower evaluation.min_labeled_per_class.")
     rng = np.random.default_rng(seed)
     orders = {int(c): rng.permutation(np.flatnonzero(y == c)) for c in classes}
+    return _take(orders, fractions, seed, min_per_class, val_fraction, lambda idx: idx)
+
+
+def _group_subsets(y: np.ndarray, groups: np.ndarray, fractions: list[float], seed: int, *,
+                   min_per_class: int, val_fraction: float) -> list[LabeledSubset]:
+    ids, inverse = np.unique(groups, return_inverse=True)
+    group_class = np.zeros(len(ids), dtype=np.int64)
+    np.maximum.at(group_class, inverse, y)
+    for c in np.unique(y):
+        n = int((group_class == c).sum())
+        if n < min_per_class:
+            raise DataError(
+                f"labeled pool has only {n} group(s) whose rows include class {c} (e.g. failure "
+                f"histories); every label fraction needs at least {min_per_class} "
+                "(evaluation.min_labeled_per_class). Label more of them or lower "
+                "evaluation.min_labeled_per_class.")
+    rows_of = np.split(np.argsort(inverse, kind="stable"),
+                       np.cumsum(np.bincount(inverse, minlength=len(ids)))[:-1])
+    rng = np.random.default_rng(seed)
+    orders = {int(c): rng.permutation(np.flatnonzero(group_class == c))
+              for c in np.unique(group_class)}
+
+    def rows(chosen_groups: np.ndarray) -> np.ndarray:
+        if len(chosen_groups) == 0:
+            return np.empty(0, dtype=np.int64)
+        return np.concatenate([rows_of[g] for g in chosen_groups])
+
+    return _take(orders, fractions, seed, min_per_class, val_fraction, rows)
+
+
+def _take(orders: dict[int, np.ndarray], fractions: list[float], seed: int, min_per_class: int,
+          val_fraction: float, rows: Any) -> list[LabeledSubset]:
+    """Nested prefixes of each class's shuffled units (rows or groups), with a val split."""
     step = max(2, round(1 / val_fraction))
     out = []
     for f in sorted(fractions):
@@ -68,8 +111,8 @@ def nested_subsets(
             is_val = (np.arange(k) % step) == step - 1
             if k >= 2 and not is_val.any():
                 is_val[-1] = True  # at least one validation row of every class
-            train.append(chosen[~is_val])
-            val.append(chosen[is_val])
+            train.append(rows(chosen[~is_val]))
+            val.append(rows(chosen[is_val]))
         out.append(LabeledSubset(f, seed, np.sort(np.concatenate(train)),
                                  np.sort(np.concatenate(val))))
     return out

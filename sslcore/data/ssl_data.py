@@ -51,6 +51,13 @@ class SSLData:
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    # One group id per labeled row (e.g. a machine's failure history): label fractions then
+    # sample whole groups, and the train/val split never cuts a group in two.
+    labeled_groups: np.ndarray | None = None
+    # Per-row side information (machine id, timestamps, remaining useful life, ...): heads may
+    # read labeled_meta; event metrics read test_meta. Never features.
+    labeled_meta: dict[str, np.ndarray] = field(default_factory=dict)
+    test_meta: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -90,6 +97,15 @@ class SSLData:
             if len(np.unique(y)) < 2:
                 raise DataError(f"{name} labels have a single class ({np.unique(y).tolist()}); "
                                 "a comparison needs at least two classes in each split")
+        if self.labeled_groups is not None and len(self.labeled_groups) != len(self.labeled_x):
+            raise DataError(f"labeled_groups has {len(self.labeled_groups)} entries for "
+                            f"{len(self.labeled_x)} labeled rows; give one group id per row")
+        for split, meta, n in (("labeled_meta", self.labeled_meta, len(self.labeled_x)),
+                               ("test_meta", self.test_meta, len(self.test_x))):
+            for key, values in meta.items():
+                if len(values) != n:
+                    raise DataError(f"{split}[{key!r}] has {len(values)} entries for {n} rows; "
+                                    "give one value per row")
         self.unlabeled = self.unlabeled.astype(np.float32, copy=False)
         self.labeled_x = self.labeled_x.astype(np.float32, copy=False)
         self.test_x = self.test_x.astype(np.float32, copy=False)

@@ -1,9 +1,11 @@
-"""The label-efficiency plot: metric vs label fraction (log scale), mean with a band over seeds."""
+"""Figures for the parent run: label efficiency (metric vs label fraction, log scale, mean with a
+band over seeds) and, for multi-class tasks, the best model's confusion matrix."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from sslcore.evaluate.metrics import LOWER_IS_BETTER
@@ -34,6 +36,37 @@ def label_efficiency_plot(table: pl.DataFrame, metric: str, path: Path, title: s
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_plot(y: np.ndarray, predicted: np.ndarray, class_names: list[str],
+                          path: Path, title: str) -> Path:
+    """Row-normalised confusion matrix (recall per true class), counts in each cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix
+
+    labels = list(range(len(class_names)))
+    counts = confusion_matrix(y, predicted, labels=labels)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 3 + 0.6 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=120)
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in labels:
+        for j in labels:
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(labels, class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(labels, class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

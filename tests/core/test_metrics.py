@@ -27,3 +27,26 @@ def test_compute_names_every_metric():
     y = np.array([0, 1, 0, 1])
     out = m.compute(list(m.METRICS), y, np.array([0.2, 0.7, 0.4, 0.9]))
     assert set(out) == set(m.METRICS)
+
+
+def test_youden_threshold_and_rates():
+    from sslcore.evaluate.metrics import sensitivity, specificity, youden_threshold
+
+    y = np.array([0, 0, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.6, 0.7, 0.9])
+    t = youden_threshold(y, s)
+    assert t == pytest.approx(0.7)
+    assert sensitivity(y, s, t) == 1.0 and specificity(y, s, t) == 1.0
+    assert sensitivity(y, s, 0.8) == 0.5 and specificity(y, s, 0.5) == pytest.approx(2 / 3)
+    assert youden_threshold(np.zeros(3, dtype=int), s[:3]) == 0.5
+
+
+def test_compute_asks_for_what_a_metric_needs():
+    from sslcore.errors import ConfigError
+    from sslcore.evaluate.metrics import compute
+
+    y, s = np.array([0, 1]), np.array([0.2, 0.8])
+    with pytest.raises(ConfigError, match="needs a decision threshold"):
+        compute(["sensitivity"], y, s)
+    assert compute(["specificity", "auroc"], y, s, threshold=0.5) == {"specificity": 1.0,
+                                                                       "auroc": 1.0}

@@ -50,3 +50,34 @@ def test_too_few_positives_is_a_clear_error():
     y[0] = 1
     with pytest.raises(DataError, match=r"only 1 row\(s\) of class 1.*min_labeled_per_class"):
         nested_subsets(y, FRACTIONS, seed=0, min_per_class=2)
+
+
+def _histories():
+    # 40 groups of 10 rows: 8 groups hold positives (a failure history's last rows).
+    groups = np.repeat(np.arange(40), 10)
+    y = np.zeros(400, dtype=np.int64)
+    for g in range(8):
+        y[g * 10 + 7:(g + 1) * 10] = 1
+    return y, groups
+
+
+def test_groups_are_sampled_whole_and_nested():
+    y, groups = _histories()
+    subsets = nested_subsets(y, [0.25, 0.5, 1.0], seed=3, min_per_class=2, groups=groups)
+    previous = set()
+    for s in subsets:
+        chosen = set(groups[s.all].tolist())
+        for g in chosen:  # every row of a chosen group, never part of one
+            assert set(np.flatnonzero(groups == g)) <= set(s.all.tolist())
+        assert not set(groups[s.train]) & set(groups[s.val])  # val split by group
+        assert previous <= chosen
+        previous = chosen
+    positive_groups = {g for g in set(groups[subsets[0].all]) if y[groups == g].any()}
+    assert len(positive_groups) == 2  # 25% of the 8 failure histories
+    assert len(set(groups[subsets[-1].all])) == 40
+
+
+def test_groups_need_enough_positive_histories():
+    y, groups = _histories()
+    with pytest.raises(DataError, match=r"only 8 group\(s\).*class 1"):
+        nested_subsets(y, [0.1], seed=0, min_per_class=9, groups=groups)
