@@ -88,13 +88,18 @@ def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | N
     built = build_pretraining(cfg, registries, ssl_data)
     main = is_main_process()  # only rank 0 talks to MLflow
     experiment = cfg.tracking.experiment or f"sslcore-{cfg.vertical}"
+    reopen = tracking.runs_to_reopen(ckpt) if main else {}  # a torchrun restart: same runs
     run = tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-pretrain",
                               {"sslcore.vertical": cfg.vertical, "sslcore.kind": "pretrain"},
-                              card.as_params()) if main else nullcontext()
+                              card.as_params(), run_id=reopen.get("parent")) if main else \
+        nullcontext()
     try:
-        with run:
+        with run as parent:
+            if parent is not None:
+                tracking.record_run(ckpt, "parent", parent.info.run_id)
             run_pretraining(cfg, built, ssl_data, ckpt, resume=resume, device=device,
-                            progress=progress and main, log_to_mlflow=main)
+                            progress=progress and main, log_to_mlflow=main,
+                            reopen_run_id=reopen.get("pretrain"))
     finally:
         cleanup_distributed()
     return ckpt

@@ -76,9 +76,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pretrain(args: argparse.Namespace) -> int:
-    from sslcore.distributed import launch_torchrun
+def _launch_and_close_runs(forward: list[str], args: argparse.Namespace) -> int:
+    """torchrun the workers; if they finally fail, mark their MLflow runs FAILED."""
+    import tempfile
 
+    from sslcore.distributed import launch_torchrun
+    from sslcore.tracking import RUN_RECORD_ENV, fail_recorded_runs
+
+    with tempfile.TemporaryDirectory(prefix="sslcore-launch-") as tmp:
+        record = os.path.join(tmp, "runs.json")
+        os.environ[RUN_RECORD_ENV] = record  # inherited by torchrun and its workers
+        try:
+            code = launch_torchrun(forward, nproc=args.nproc, nnodes=args.nnodes,
+                                   rdzv_endpoint=args.rdzv_endpoint,
+                                   max_restarts=args.max_restarts)
+        finally:
+            os.environ.pop(RUN_RECORD_ENV, None)
+        if code != 0:
+            for run_id in fail_recorded_runs(record):
+                print(f"marked MLflow run {run_id} FAILED", file=sys.stderr)
+        return code
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
     under_torchrun = "LOCAL_RANK" in os.environ
     if (args.nproc > 1 or args.nnodes > 1) and not under_torchrun:
         forward = ["pretrain", args.vertical]
@@ -86,8 +106,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         forward += ["--quick"] if args.quick else []
         forward += ["--resume"] if args.resume or args.max_restarts else []
         forward += ["--tracking-uri", args.tracking_uri] if args.tracking_uri else []
-        return launch_torchrun(forward, nproc=args.nproc, nnodes=args.nnodes,
-                               rdzv_endpoint=args.rdzv_endpoint, max_restarts=args.max_restarts)
+        return _launch_and_close_runs(forward, args)
     from sslcore.api import pretrain
 
     ckpt = pretrain(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,

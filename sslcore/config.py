@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -38,7 +38,13 @@ class PretrainConfig(_Strict):
     epochs: int = Field(10, ge=0)
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     batch_size: int = Field(256, ge=2, description="global batch, split across ranks")
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="peak learning rate at base_batch_size when "
+                      "lr_scaling is set, else at any batch size")
+    lr_scaling: Literal["none", "linear", "sqrt"] = Field(
+        "none", description="scale lr with the global batch: lr * (batch_size / "
+        "base_batch_size) (linear: Goyal et al. 2017, SimCLR, DINO) or its square root "
+        "(sqrt: LAMB/Adam-style); none keeps lr as given")
+    base_batch_size: int = Field(256, ge=1, description="the batch size lr is quoted for")
     weight_decay: float = Field(1e-5, ge=0)
     warmup_steps: int = Field(0, ge=0)
     grad_accum_steps: int = Field(1, ge=1)
@@ -48,6 +54,12 @@ class PretrainConfig(_Strict):
     log_every: int = Field(10, ge=1)
     collapse_std_threshold: float = Field(0.01, ge=0)
     seed: int = 0
+
+    @property
+    def effective_lr(self) -> float:
+        """The learning rate the optimizer uses for this global batch size."""
+        ratio = self.batch_size / self.base_batch_size
+        return self.lr * {"none": 1.0, "linear": ratio, "sqrt": ratio ** 0.5}[self.lr_scaling]
 
 
 class FinetuneConfig(_Strict):

@@ -100,12 +100,31 @@ def init_distributed(prefer: str | torch.device | None = None) -> torch.device:
 
     device = pick_device(str(prefer) if prefer is not None else None)
     if world_size() > 1 and dist.is_available() and not dist.is_initialized():
+        store = _attempt_store()
         if device.type == "cuda":
             torch.cuda.set_device(device)  # NCCL needs one GPU per rank, set before init
-            dist.init_process_group(backend="nccl", device_id=device)
+            dist.init_process_group(backend="nccl", device_id=device, **store)
         else:
-            dist.init_process_group(backend="gloo")
+            dist.init_process_group(backend="gloo", **store)
     return device
+
+
+def _attempt_store() -> dict:
+    """init_process_group arguments with a store private to this torchrun restart attempt.
+
+    torchrun shares its rendezvous store with the workers, and that store outlives a restart:
+    restarted workers would read the dead workers' addresses (gloo: "connection refused";
+    pytorch/pytorch#135712). Keys are prefixed with the attempt number, which torchrun sets
+    the same on every rank of a restarted group. Outside torchrun: the default env:// init.
+    """
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None:
+        return {}
+    import torch.distributed as dist
+
+    store, rank_, world = next(dist.rendezvous("env://"))
+    return {"store": dist.PrefixStore(f"sslcore/attempt{attempt}", store), "rank": rank_,
+            "world_size": world}
 
 
 def cleanup_distributed() -> None:
@@ -133,10 +152,11 @@ def gather_with_grad(t: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return t
-    import torch
-    from torch.distributed.nn.functional import all_gather
+    import torch.distributed as dist
+    from torch.distributed._functional_collectives import all_gather_single_autograd
 
-    return torch.cat(all_gather(t.contiguous()), dim=0)
+    # The autograd variant: its backward reduce-scatters the gradients to their owners.
+    return all_gather_single_autograd(t.contiguous(), gather_dim=0, group=dist.group.WORLD)
 
 
 def all_reduce_mean_(t: torch.Tensor) -> torch.Tensor:

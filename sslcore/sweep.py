@@ -38,7 +38,7 @@ def fit_context(data: SSLData, subset: LabeledSubset, cfg: ExperimentConfig, *,
     return FitContext(
         x_train=data.labeled_x[subset.train], y_train=data.labeled_y[subset.train],
         x_val=data.labeled_x[subset.val], y_val=data.labeled_y[subset.val],
-        unlabeled=data.unlabeled, num_classes=data.num_classes, seed=subset.seed,
+        unlabeled=data.unlabeled_array(), num_classes=data.num_classes, seed=subset.seed,
         device=device, budget=cfg.finetune, make_backbone=make_backbone, augment=augment,
         encoder=encoder, cache={} if cache is None else cache,
         meta_train={k: np.asarray(v)[subset.train] for k, v in meta.items()},

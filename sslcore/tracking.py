@@ -38,8 +38,8 @@ def flatten(prefix: str, obj: Any) -> dict[str, str]:
 
 @contextmanager
 def parent_run(uri: str | None, experiment: str, run_name: str, tags: dict[str, str],
-               params: dict[str, str]) -> Iterator[Any]:
-    """Start the experiment's parent run; it ends FAILED if the body raises (also Ctrl-C)."""
+               params: dict[str, str], run_id: str | None = None) -> Iterator[Any]:
+    """Start the experiment's parent run (or reopen ``run_id``); FAILED if the body raises."""
     import mlflow
 
     # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; put the caller's back after,
@@ -48,7 +48,8 @@ def parent_run(uri: str | None, experiment: str, run_name: str, tags: dict[str, 
     mlflow.set_tracking_uri(resolve_uri(uri))
     try:
         mlflow.set_experiment(experiment)
-        with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        start = {"run_id": run_id} if run_id else {"run_name": run_name, "tags": tags}
+        with mlflow.start_run(**start) as run:
             log_params(run.info.run_id, params)
             yield run
     finally:
@@ -93,12 +94,75 @@ def log_child_run(parent_id: str, experiment_id: str, name: str, tags: dict[str,
 
 
 @contextmanager
-def child_run(name: str, tags: dict[str, str]) -> Iterator[Any]:
-    """A nested run under the active parent (used for pretraining); FAILED on error."""
+def child_run(name: str, tags: dict[str, str], run_id: str | None = None) -> Iterator[Any]:
+    """A nested run under the active parent (or reopen ``run_id``); FAILED on error."""
     import mlflow
 
-    with mlflow.start_run(run_name=name, nested=True, tags=tags) as run:
+    start = {"run_id": run_id} if run_id else {"run_name": name, "tags": tags}
+    with mlflow.start_run(nested=True, **start) as run:
         yield run
+
+
+# --- one MLflow run across torchrun restarts ------------------------------------------------
+# torchrun restarts every worker of a job after a failure (--max-restarts). Rank 0 notes the
+# run ids it opened next to the checkpoints, keyed by the torchrun job id (the same across
+# restarts), so a restarted job reopens them instead of starting a second run. The launcher
+# (`sslcore pretrain --nproc`) also gets a copy through SSLCORE_RUN_RECORD, so that it can
+# mark the runs FAILED when torchrun gives up.
+RUN_RECORD_ENV = "SSLCORE_RUN_RECORD"
+
+
+def _record_paths(ckpt_dir: str | os.PathLike[str]) -> list[str]:
+    paths = []
+    job = os.environ.get("TORCHELASTIC_RUN_ID")
+    if job:
+        paths.append(os.path.join(ckpt_dir, f"mlflow_runs.{job}.json"))
+    if os.environ.get(RUN_RECORD_ENV):
+        paths.append(os.environ[RUN_RECORD_ENV])
+    return paths
+
+
+def runs_to_reopen(ckpt_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Run ids an earlier attempt of this torchrun job opened ({} on a first attempt)."""
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) == 0:
+        return {}
+    paths = _record_paths(ckpt_dir)
+    if not paths or not os.path.isfile(paths[0]):
+        return {}
+    with open(paths[0]) as fh:
+        return json.load(fh)
+
+
+def record_run(ckpt_dir: str | os.PathLike[str], key: str, run_id: str) -> None:
+    """Note ``run_id`` under ``key`` for restarts of this torchrun job (atomic writes)."""
+    for path in _record_paths(ckpt_dir):
+        record = {}
+        if os.path.isfile(path):
+            with open(path) as fh:
+                record = json.load(fh)
+        record |= {key: run_id, "tracking_uri": resolve_uri(None)}
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(record, fh)
+        os.replace(tmp, path)
+
+
+def fail_recorded_runs(path: str) -> list[str]:
+    """Mark the runs a failed torchrun job left RUNNING as FAILED; return their ids."""
+    if not os.path.isfile(path):
+        return []
+    with open(path) as fh:
+        record = json.load(fh)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(record.get("tracking_uri"))
+    failed = []
+    for key, run_id in record.items():
+        if key != "tracking_uri" and client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "FAILED")
+            failed.append(run_id)
+    return failed
 
 
 def metrics_logger(run_id: str):  # -> Callable[[dict[str, float], int], None]

@@ -58,7 +58,8 @@ def cli_env() -> dict[str, str]:
     """The environment of a CLI subprocess: one thread, CPU only, offline, not under torchrun."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                        "MASTER_PORT", "TORCHELASTIC_RUN_ID", "MLFLOW_TRACKING_URI")}
+                        "MASTER_PORT", "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+                        "SSLCORE_RUN_RECORD", "MLFLOW_TRACKING_URI")}
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     return env
 

@@ -1,7 +1,9 @@
 """SSLData: what every dataset loader returns, whatever the modality.
 
 Features are float32 numpy arrays whose first axis is the sample: rows x columns for tables,
-N x C x H x W for images, N x C x T for time series. Labels are int64 class indices.
+N x C x H x W for images, N x C x T for time series. Labels are int64 class indices. The
+unlabeled pool may also be a memory-mapped array or a :class:`ParquetPool` (read by row group
+during pretraining, never whole).
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from sslcore.data.parquet_pool import ParquetPool
 from sslcore.errors import DataError
+
+# Rows of a lazily read pool loaded for label-free statistics (normalizers, detectors).
+IN_MEMORY_SAMPLE = 200_000
 
 
 @dataclass
@@ -58,10 +64,20 @@ class SSLData:
     # read labeled_meta; event metrics read test_meta. Never features.
     labeled_meta: dict[str, np.ndarray] = field(default_factory=dict)
     test_meta: dict[str, np.ndarray] = field(default_factory=dict)
+    _sample: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.unlabeled.shape[1:])
+
+    def unlabeled_array(self, max_rows: int = IN_MEMORY_SAMPLE) -> np.ndarray:
+        """The unlabeled pool as an array; for a pool too big to load (a ParquetPool), a
+        seeded sample of ``max_rows`` rows, for label-free statistics and detectors."""
+        if isinstance(self.unlabeled, ParquetPool):
+            if self._sample is None:
+                self._sample = self.unlabeled.sample(max_rows)
+            return self._sample
+        return self.unlabeled
 
     @property
     def num_classes(self) -> int:
@@ -75,6 +91,8 @@ class SSLData:
         Returns self with features cast to float32 and labels to int64.
         """
         arrays = {"unlabeled": self.unlabeled, "labeled": self.labeled_x, "test": self.test_x}
+        if isinstance(self.unlabeled, ParquetPool):  # read lazily: checked as it is read
+            arrays.pop("unlabeled")
         for name, x in arrays.items():
             if not isinstance(x, np.ndarray) or x.ndim < 2:
                 raise DataError(f"{name} features must be an array of shape (n_samples, ...), "
@@ -106,7 +124,8 @@ class SSLData:
                 if len(values) != n:
                     raise DataError(f"{split}[{key!r}] has {len(values)} entries for {n} rows; "
                                     "give one value per row")
-        self.unlabeled = self.unlabeled.astype(np.float32, copy=False)
+        if not isinstance(self.unlabeled, ParquetPool):
+            self.unlabeled = self.unlabeled.astype(np.float32, copy=False)
         self.labeled_x = self.labeled_x.astype(np.float32, copy=False)
         self.test_x = self.test_x.astype(np.float32, copy=False)
         self.labeled_y = self.labeled_y.astype(np.int64, copy=False)
@@ -116,7 +135,10 @@ class SSLData:
     def card(self) -> DataCard:
         digest = hashlib.sha256()
         for arr in (self.unlabeled, self.labeled_x, self.labeled_y, self.test_x, self.test_y):
-            digest.update(np.ascontiguousarray(arr).tobytes())
+            if isinstance(arr, ParquetPool):
+                digest.update(arr.fingerprint().encode())  # files' identity, not a full read
+            else:
+                digest.update(np.ascontiguousarray(arr).tobytes())
         names = self.class_names or [str(i) for i in range(self.num_classes)]
 
         def balance(y: np.ndarray) -> dict[str, int]:

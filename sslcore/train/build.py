@@ -39,7 +39,7 @@ class _FreshBackbone:
 
     def __init__(self, entry: Any, params: dict[str, Any], data: SSLData) -> None:
         self.entry, self.params, self.input_shape = entry, params, data.input_shape
-        self._unlabeled = data.unlabeled
+        self._unlabeled = data.unlabeled_array()
 
     def __call__(self) -> Backbone:
         backbone = self.entry.build(self.params, input_shape=self.input_shape)
@@ -65,11 +65,12 @@ def build_pretraining(cfg: ExperimentConfig, registries: Any, data: SSLData) -> 
 
 def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir: Path, *,
                     resume: bool, device: torch.device, progress: bool,
-                    log_to_mlflow: bool) -> Backbone:
+                    log_to_mlflow: bool, reopen_run_id: str | None = None) -> Backbone:
     """Pretrain on the unlabeled pool (never the test set); return the encoder in eval mode.
 
     With ``log_to_mlflow`` the rank-0 process logs a nested ``pretrain`` run: loss, learning
     rate, embedding std and effective rank per step, the final checkpoint and the encoder.
+    ``reopen_run_id`` continues that run instead (a torchrun restart of the same job).
     """
     from sslcore import tracking
     from sslcore.distributed import is_main_process
@@ -77,9 +78,11 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
 
     main = is_main_process()
     ctx = (tracking.child_run("pretrain", {"sslcore.kind": "pretrain",
-                                           "sslcore.vertical": cfg.vertical})
+                                           "sslcore.vertical": cfg.vertical}, reopen_run_id)
            if log_to_mlflow and main else nullcontext())
     with ctx as run:
+        if run is not None:
+            tracking.record_run(ckpt_dir, "pretrain", run.info.run_id)
         on_metrics = tracking.metrics_logger(run.info.run_id) if run is not None else None
         if run is not None:
             tracking.log_params(run.info.run_id, tracking.flatten("pretrain", cfg.pretrain.model_dump())

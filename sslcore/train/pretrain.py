@@ -15,7 +15,10 @@ context each step. A checkpoint holds the model, optimizer, scheduler and the po
 next batch, learning rate and random numbers as a run that was never interrupted.
 
 Under DDP every trainable parameter must take part in ``task.loss`` (freeze the others, e.g.
-an EMA teacher, with ``requires_grad_(False)``), and BatchNorm statistics are per rank.
+an EMA teacher, with ``requires_grad_(False)``). BatchNorm layers are converted to compute
+their statistics over the global batch (``SyncBatchNorm`` on GPUs, ``CrossRankBatchNorm`` on
+CPUs), and contrastive losses gather their negatives from every rank
+(``sslcore.distributed.gather_with_grad``), so N ranks follow the single-process trajectory.
 """
 
 from __future__ import annotations
@@ -39,10 +42,12 @@ from tqdm.auto import tqdm
 
 from sslcore.config import PretrainConfig
 from sslcore.contracts import PretextTask
+from sslcore.data.parquet_pool import ParquetPool
 from sslcore.distributed import init_distributed, rank, world_size
 from sslcore.errors import CheckpointError, ConfigError, DataError, SSLCoreError
 from sslcore.train.checkpoint import LAST, load_checkpoint, save_checkpoint
 from sslcore.train.collapse import CollapseMonitor, embed
+from sslcore.train.sync_batchnorm import sync_batchnorm
 
 GRAD_CLIP_NORM = 1.0
 # Fields that fix which rows form each batch: a resumed run must not change them.
@@ -117,8 +122,39 @@ def _validate(task: PretextTask, cfg: PretrainConfig, world: int) -> None:
             f"use a multiple of {unit}, e.g. {max(unit, cfg.batch_size // unit * unit)}")
 
 
-def _prepare_pool(unlabeled: Any, cfg: PretrainConfig, world: int) -> torch.Tensor:
-    """The unlabeled pool as a CPU tensor (float32 if floating), subsampled, checked for size."""
+class _MemmapRows:
+    """A memory-mapped pool (e.g. an image decode cache): each batch reads only its rows."""
+
+    def __init__(self, arr: np.ndarray, index: np.ndarray | None = None) -> None:
+        self.arr, self.index = arr, index
+        n = len(arr) if index is None else len(index)
+        self.shape = (n, *arr.shape[1:])
+
+    def index_select(self, dim: int, idx: torch.Tensor) -> torch.Tensor:
+        rows = idx.numpy() if self.index is None else self.index[idx.numpy()]
+        return torch.from_numpy(np.asarray(self.arr[rows], dtype=np.float32))
+
+
+def _prepare_pool(unlabeled: Any, cfg: PretrainConfig,
+                  world: int) -> torch.Tensor | _MemmapRows | ParquetPool:
+    """The unlabeled pool, subsampled and checked for size: a CPU tensor (float32 if floating),
+    or rows read on demand (a memory-mapped array, a sharded Parquet pool)."""
+    if isinstance(unlabeled, ParquetPool):
+        if unlabeled.n_rows < cfg.batch_size:
+            raise DataError(f"the Parquet pool has {unlabeled.n_rows} rows, fewer than one "
+                            f"global batch (pretrain.batch_size={cfg.batch_size})")
+        return unlabeled
+    if isinstance(unlabeled, np.memmap):
+        index = None
+        if cfg.max_unlabeled is not None and len(unlabeled) > cfg.max_unlabeled:
+            g = torch.Generator().manual_seed(_seed(cfg.seed, _SUBSAMPLE))
+            index = torch.randperm(len(unlabeled), generator=g)[:cfg.max_unlabeled].sort()
+            index = index.values.numpy()
+        rows = _MemmapRows(unlabeled, index)
+        if rows.shape[0] < cfg.batch_size:
+            raise DataError(f"the unlabeled pool has {rows.shape[0]} rows, fewer than one "
+                            f"global batch (pretrain.batch_size={cfg.batch_size})")
+        return rows
     if isinstance(unlabeled, torch.Tensor):
         data = unlabeled.detach().cpu()
     else:
@@ -241,8 +277,9 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
     """Pretrain ``task`` (and so ``task.backbone``) on the unlabeled pool; single process or DDP.
 
     Under torchrun every rank calls this with the same arguments; the process group is joined
-    here (gloo on CPU, NCCL on GPU). AdamW at ``cfg.lr`` with linear warmup and cosine decay,
-    bf16 autocast, gradient accumulation and clipping at norm 1.0. Rank 0 writes
+    here (gloo on CPU, NCCL on GPU). AdamW at ``cfg.effective_lr`` (``cfg.lr``, scaled with
+    the global batch if ``cfg.lr_scaling`` says so) with linear warmup and cosine decay, bf16
+    autocast, gradient accumulation and clipping at norm 1.0. Rank 0 writes
     ``checkpoint_dir/last.pt`` every ``cfg.checkpoint_every`` steps and at the end, calls
     ``on_metrics(metrics, step)`` every ``cfg.log_every`` steps (loss, lr, grad_norm,
     samples_per_second, embedding_std, effective_rank) and warns once if the embeddings collapse.
@@ -265,11 +302,23 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
         dev = torch.device("cuda", torch.cuda.current_device())
     main, n, big_b = rk == 0, data.shape[0], cfg.batch_size
     local_b, per_epoch = big_b // world, n // big_b
+    shard = data.shard(rk, world) if isinstance(data, ParquetPool) else None
+    if shard is not None:  # each rank reads its own row groups only
+        per_epoch = data.steps_per_epoch(world, local_b)
     total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
 
+    if world > 1:
+        sync_batchnorm(task, dev)  # before the optimizer sees the parameters
     task.to(dev).train()
+    # GPU-only speedups; none of them changes what a CPU run computes.
+    channels_last = dev.type == "cuda" and len(data.shape) == 4
+    if channels_last:
+        task.to(memory_format=torch.channels_last)  # tensor-core friendly convolutions
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     params = [p for p in task.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+    opt = torch.optim.AdamW(params, lr=cfg.effective_lr, weight_decay=cfg.weight_decay,
                             fused=True if dev.type == "cuda" else None)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, partial(warmup_cosine, warmup=cfg.warmup_steps, total=total))
@@ -303,12 +352,17 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
     step_log, perm, perm_epoch = step, None, -1
     try:
         while step < total:
-            if perm_epoch != epoch:
-                perm, perm_epoch = epoch_permutation(n, cfg.seed, epoch), epoch
-            lo = pos * big_b + rk * local_b  # this rank's slice of global batch `pos`
-            batch = data.index_select(0, perm[lo:lo + local_b])
+            if shard is not None:
+                batch = shard.batch(epoch, pos, local_b, cfg.seed)
+            else:
+                if perm_epoch != epoch:
+                    perm, perm_epoch = epoch_permutation(n, cfg.seed, epoch), epoch
+                lo = pos * big_b + rk * local_b  # this rank's slice of global batch `pos`
+                batch = data.index_select(0, perm[lo:lo + local_b])
             if dev.type == "cuda":
                 batch = batch.pin_memory().to(dev, non_blocking=True)
+                if channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
             lr = opt.param_groups[0]["lr"]  # the rate this step uses; sched.step() moves it on
             loss, grad_norm = _train_step(model, task, batch, opt, params, cfg, dev, gen,
                                           step, rk, world)

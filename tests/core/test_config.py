@@ -47,3 +47,13 @@ def test_yaml_errors(tmp_path):
     seq.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(seq)
+
+
+def test_learning_rate_scales_with_the_global_batch():
+    from sslcore.config import PretrainConfig
+
+    assert PretrainConfig(lr=1e-3, batch_size=1024).effective_lr == 1e-3  # default: as given
+    linear = PretrainConfig(lr=1e-3, batch_size=1024, lr_scaling="linear", base_batch_size=256)
+    assert linear.effective_lr == pytest.approx(4e-3)
+    sqrt = PretrainConfig(lr=1e-3, batch_size=1024, lr_scaling="sqrt", base_batch_size=256)
+    assert sqrt.effective_lr == pytest.approx(2e-3)

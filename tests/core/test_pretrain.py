@@ -107,6 +107,19 @@ def test_each_epoch_covers_every_row_once_in_a_new_order(tmp_path):
     assert epochs[0] != epochs[1]
 
 
+def test_memory_mapped_pool_reads_rows_on_demand_and_matches_in_memory(tmp_path):
+    data = _indexed_data(100)
+    path = tmp_path / "pool.npy"
+    np.save(path, data)
+    mapped = np.load(path, mmap_mode="r")  # e.g. an image decode cache
+    task, mem_task = RecordingTask(), RecordingTask()
+    cfg = _cfg(max_steps=None, epochs=2, batch_size=32, max_unlabeled=90)
+    result = pretrain_encoder(task, mapped, cfg, checkpoint_dir=tmp_path / "a", progress=False)
+    expected = pretrain_encoder(mem_task, data, cfg, checkpoint_dir=tmp_path / "b",
+                                progress=False)
+    assert task.seen == mem_task.seen and result.losses == expected.losses
+
+
 def test_grad_accumulation_matches_one_big_batch(tmp_path):
     task1, r1 = _train(tmp_path / "a", _cfg(grad_accum_steps=1))
     task4, r4 = _train(tmp_path / "b", _cfg(grad_accum_steps=4))
