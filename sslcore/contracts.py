@@ -43,6 +43,10 @@ class PretextTask(nn.Module, abc.ABC):
     def loss(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Scalar loss of one batch of unlabeled samples (already on the device)."""
 
+    def on_train_begin(self, total_steps: int) -> None:
+        """Called once before the first step (also on resume) with the run's optimizer steps,
+        e.g. for momentum or temperature schedules."""
+
     def on_step_end(self) -> None:
         """Called after each optimizer step, e.g. to update an EMA teacher."""
 

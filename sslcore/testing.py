@@ -37,7 +37,7 @@ from torch import nn
 
 from sslcore.config import FinetuneConfig
 from sslcore.contracts import Backbone, FitContext, Method, PretextTask, VerticalRecipe
-from sslcore.errors import SSLCoreError
+from sslcore.errors import ConfigError, SSLCoreError
 from sslcore.registry import Entry
 
 TINY_BUDGET = FinetuneConfig(epochs=2, batch_size=16, lr=1e-3, weight_decay=1e-4, patience=1)
@@ -184,7 +184,7 @@ def check_pretext_task(entry: Entry[Any], backbone_entry: Entry[Any],
                        input_shape: Sequence[int], params: dict[str, Any] | None = None,
                        backbone_params: dict[str, Any] | None = None, batch: int = 8) -> None:
     """Scalar finite loss, finite grads reaching the backbone, determinism, pickling; with and
-    without an ``augment``."""
+    without an ``augment`` (a task that needs views must refuse None with a ConfigError)."""
     shape = tuple(input_shape)
     check_params(entry, params)
     x_np, _ = synthetic_classification(shape, batch)
@@ -203,7 +203,11 @@ def check_pretext_task(entry: Entry[Any], backbone_entry: Entry[Any],
 
     for augment in (None, _jitter):
         what = f"{entry.name} (augment={getattr(augment, '__name__', None)})"
-        task = build(augment)
+        try:
+            task = build(augment)
+        except ConfigError as exc:  # tasks that need views (SimCLR, BYOL) must say so
+            assert augment is None and "augment" in str(exc), f"{what}: {exc}"
+            continue
         assert isinstance(task, nn.Module) and isinstance(task.backbone, nn.Module), \
             f"{what}: a pretext task is an nn.Module with a .backbone"
         task.train()

@@ -7,13 +7,26 @@ from __future__ import annotations
 
 from sslcore import hookimpl
 from sslcore.builtins import verticals
-from sslcore.builtins.augmentations import tabular
-from sslcore.builtins.backbones import mlp
+from sslcore.builtins.augmentations import image, tabular
+from sslcore.builtins.backbones import mlp, timm_backbone
 from sslcore.builtins.baselines import hist_gbm, pyod_detectors, scratch
-from sslcore.builtins.datasets import synthetic_tabular
+from sslcore.builtins.datasets import parquet_files, synthetic_tabular
 from sslcore.builtins.heads import embedding_anomaly, finetune, gbm_on_embeddings, linear_probe
-from sslcore.builtins.pretext import contrastive_reconstruction, masked_features, scarf
+from sslcore.builtins.pretext import (
+    byol,
+    contrastive_reconstruction,
+    mae,
+    masked_features,
+    scarf,
+    simclr,
+)
 from sslcore.registry import NoParams, Registry
+
+# Built-ins for N x C x H x W images: their contract tests run on image shapes
+# (tests/core/test_image_contracts.py), not on the tabular rows of test_builtins.py.
+IMAGE_COMPONENTS = frozenset({
+    "random_resized_crop", "random_flip", "random_rot90", "intensity_jitter", "image_noise",
+    "gaussian_blur", "band_dropout", "timm", "resnet18", "vit_tiny", "simclr", "byol", "mae"})
 
 
 @hookimpl
@@ -21,6 +34,9 @@ def sslcore_register_datasets(registry: Registry) -> None:
     registry.add("synthetic_tabular", synthetic_tabular.synthetic_tabular,
                  params=synthetic_tabular.SyntheticTabularParams,
                  description="small make_classification table for smoke tests")
+    registry.add("parquet_files", parquet_files.parquet_files,
+                 params=parquet_files.ParquetFilesParams,
+                 description="numeric Parquet tables; the unlabeled pool streamed by row group")
 
 
 @hookimpl
@@ -33,6 +49,13 @@ def sslcore_register_verticals(registry: Registry) -> None:
 def sslcore_register_backbones(registry: Registry) -> None:
     registry.add("mlp", mlp.MLPBackbone, params=mlp.MLPParams,
                  description="MLP for tabular rows with a robust, clipped standardizer")
+    registry.add("timm", timm_backbone.TimmBackbone, params=timm_backbone.TimmParams,
+                 description="any timm image model by name (never pretrained), per-channel "
+                 "normalizer fitted on the unlabeled pool")
+    registry.add("resnet18", timm_backbone.resnet18, params=timm_backbone.ResNet18Params,
+                 description="timm ResNet-18 for images of any channel count (512-d)")
+    registry.add("vit_tiny", timm_backbone.vit_tiny, params=timm_backbone.ViTTinyParams,
+                 description="timm ViT-Tiny with 8 px patches at the data's image size (192-d)")
 
 
 @hookimpl
@@ -42,6 +65,22 @@ def sslcore_register_augmentations(registry: Registry) -> None:
                  description="SCARF: replace a fraction of features by other rows' values")
     registry.add("gaussian_noise", tabular.GaussianNoise, params=tabular.GaussianNoiseParams,
                  description="additive Gaussian noise, relative to each feature's batch std")
+    registry.add("random_resized_crop", image.RandomResizedCrop,
+                 params=image.RandomResizedCropParams,
+                 description="images: random crop + resize (+ rotation, translation), one "
+                 "grid_sample per batch")
+    registry.add("random_flip", image.RandomFlip, params=image.RandomFlipParams,
+                 description="images: per-sample horizontal and/or vertical flips")
+    registry.add("random_rot90", image.RandomRot90, params=NoParams,
+                 description="images: per-sample rotation by a multiple of 90 degrees")
+    registry.add("intensity_jitter", image.IntensityJitter, params=image.IntensityJitterParams,
+                 description="images: brightness / contrast / gamma jitter, optionally per band")
+    registry.add("image_noise", image.ImageNoise, params=image.ImageNoiseParams,
+                 description="images: additive Gaussian sensor noise on some samples")
+    registry.add("gaussian_blur", image.GaussianBlur, params=image.GaussianBlurParams,
+                 description="images: Gaussian blur with a per-sample sigma")
+    registry.add("band_dropout", image.BandDropout, params=image.BandDropoutParams,
+                 description="images: zero random whole bands per sample (never all)")
 
 
 @hookimpl
@@ -54,6 +93,14 @@ def sslcore_register_pretext_tasks(registry: Registry) -> None:
     registry.add("contrastive_reconstruction", contrastive_reconstruction.ContrastiveReconstruction,
                  params=contrastive_reconstruction.ContrastiveReconstructionParams,
                  description="SCARF contrast + VIME reconstruction on the same corrupted view")
+    registry.add("simclr", simclr.SimCLR, params=simclr.SimCLRParams,
+                 description="images: SimCLR, NT-Xent between two augmented views, global "
+                 "negatives across ranks")
+    registry.add("byol", byol.BYOL, params=byol.BYOLParams,
+                 description="images: BYOL, predict an EMA target's view, cosine momentum")
+    registry.add("mae", mae.MAE, params=mae.MAEParams,
+                 description="images: masked autoencoder on a ViT backbone (75% of patches "
+                 "hidden)")
 
 
 @hookimpl

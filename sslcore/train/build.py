@@ -22,16 +22,20 @@ class Built:
     make_backbone: Callable[[], Backbone]
 
 
-def compose(augs: list[Augmentation]) -> Augmentation | None:
-    if not augs:
-        return None
+class Compose:
+    """Apply augmentations in order; a class (not a closure) so tasks holding it pickle."""
 
-    def apply(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        for aug in augs:
+    def __init__(self, augs: list[Augmentation]) -> None:
+        self.augs = list(augs)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        for aug in self.augs:
             x = aug(x, generator)
         return x
 
-    return apply
+
+def compose(augs: list[Augmentation]) -> Augmentation | None:
+    return Compose(augs) if augs else None
 
 
 class _FreshBackbone:

@@ -332,6 +332,7 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
         losses = [float(x) for x in state["losses"].tolist()]
         monitor.history = [dict(h) for h in state.get("collapse", [])]
     start_step, saved_step = step, (step if state is not None else -1)
+    task.on_train_begin(total)
     module = _LossModule(task)
     model: nn.Module = (DDP(module, device_ids=[dev.index] if dev.type == "cuda" else None)
                         if world > 1 else module)

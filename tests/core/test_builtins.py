@@ -27,6 +27,7 @@ from sslcore.builtins.baselines.pyod_detectors import (
 from sslcore.builtins.pretext.scarf import Scarf, ScarfParams, info_nce
 from sslcore.errors import ConfigError, DataError
 from sslcore.plugins import load_registries
+from sslcore.builtins.plugin import IMAGE_COMPONENTS
 from sslcore.testing import contract_cases, run_case, tiny_context
 
 REGISTRIES = load_registries()
@@ -35,7 +36,11 @@ REGISTRIES = load_registries()
 pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/core/conftest.py
 
 
-@pytest.mark.parametrize("case", contract_cases("sslcore", REGISTRIES), ids=str)
+# Image components get their own contract tests on image shapes (test_image_contracts.py);
+# parquet_files needs the user's files (test_parquet_files_dataset.py).
+@pytest.mark.parametrize("case", contract_cases("sslcore", REGISTRIES,
+                                                skip=IMAGE_COMPONENTS | {"parquet_files"}),
+                         ids=str)
 def test_builtin_contract(case):
     run_case(case)
 

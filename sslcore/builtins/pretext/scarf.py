@@ -21,27 +21,24 @@ Example::
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from sslcore.builtins.augmentations.tabular import MarginalCorruption, MarginalCorruptionParams
+from sslcore.builtins.pretext.simclr import nt_xent
 from sslcore.contracts import Augmentation, Backbone, PretextTask
 
 
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric NT-Xent: row i of ``z1`` and ``z2`` are positives, all other rows negatives.
 
+    The same loss as SimCLR's, so under torchrun the negatives come from every rank.
+
     Args:
         z1, z2: ``(N, D)`` projections of two views of the same N samples.
         temperature: softmax temperature on cosine similarities.
     """
-    n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    sim = z @ z.T / temperature
-    sim = sim.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    return F.cross_entropy(sim, targets)
+    return nt_xent(z1, z2, temperature)
 
 
 class ProjectionHead(nn.Sequential):

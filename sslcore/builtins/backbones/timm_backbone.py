@@ -1,0 +1,256 @@
+"""Image encoders from timm, with a label-free per-channel normalizer.
+
+Any timm model is built with ``pretrained=False`` (no hub, no network: it works under
+``HF_HUB_OFFLINE=1``), ``num_classes=0`` (the pooled features are the embedding) and the number
+of input channels of the data (1 for X-rays, 13 for Sentinel-2). Fixed-size models (ViTs) also
+get ``img_size`` from the data, and by default ``dynamic_img_size`` so that smaller crops
+(DINO's local views) go through the same encoder with interpolated position embeddings.
+
+Images arrive as raw intensities on a fixed scale; the normalizer (per-channel mean and std,
+fitted on the unlabeled pool, no labels) is applied inside ``forward``. Its statistics are
+buffers, so they travel in the ``state_dict`` and pickles with the model.
+
+Example::
+
+    enc = TimmBackbone(TimmParams(model_name="resnet18"), input_shape=(1, 64, 64))
+    enc.fit_normalizer(unlabeled)        # (N, 1, 64, 64) float32, once, on the unlabeled pool
+    z = enc(x)                           # (B, 512)
+    enc.model                            # the timm model itself (MAE, Grad-CAM use its parts)
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from sslcore.contracts import Backbone
+from sslcore.errors import ConfigError, DataError
+
+# Images used to estimate the channel statistics; more adds time, not precision.
+_MAX_NORMALIZER_IMAGES = 4096
+_NORMALIZER_CHUNK = 256
+# timm arguments this wrapper sets itself; timm_kwargs may not override them.
+_RESERVED = {"pretrained", "num_classes", "in_chans", "img_size", "patch_size", "drop_path_rate",
+             "dynamic_img_size", "checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay",
+             "cache_dir", "features_only"}
+
+
+class TimmParams(BaseModel):
+    """Params of :class:`TimmBackbone` (the generic ``timm`` backbone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(description="a timm architecture name, e.g. resnet18, "
+                            "convnext_atto, vit_small_patch16_224 (never pretrained)")
+    drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth rate")
+    patch_size: int | None = Field(None, ge=1, description="ViT patch size (ViTs only); "
+                                   "None keeps the architecture's")
+    dynamic_img_size: bool = Field(True, description="ViTs only: accept images of other sizes "
+                                   "than input_shape (multi-crop) by interpolating the "
+                                   "position embeddings")
+    channels_last: bool = Field(True, description="channels-last memory format on CUDA "
+                                "(ignored on CPU, where it is slower)")
+    timm_kwargs: dict[str, bool | int | float | str] = Field(
+        default_factory=dict, description="extra keyword arguments of timm.create_model; "
+        "validated by building the model")
+
+
+class ResNet18Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    channels_last: bool = True
+
+
+class ViTTinyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    patch_size: int = Field(8, ge=1, description="8 px patches: a 64 px image is 64 tokens")
+    dynamic_img_size: bool = True
+    global_pool: Literal["token", "avg"] = Field(
+        "token", description="embedding: the class token (DINO) or the mean of the patch "
+        "tokens (avg; use it with MAE, whose class token gets no direct training signal)")
+
+
+def _is_fixed_size(model_name: str) -> bool:
+    """True for architectures built for one input size (ViTs): they need ``img_size``."""
+    import timm
+
+    cfg = timm.get_pretrained_cfg(model_name)
+    return bool(getattr(cfg, "fixed_input_size", False)) if cfg is not None else False
+
+
+def _check_input_shape(input_shape: Any, model_name: str) -> tuple[int, int, int]:
+    shape = tuple(int(d) for d in input_shape) if input_shape is not None else ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(
+            f"backbone {model_name!r} (timm) is for images: input_shape must be (C, H, W), got "
+            f"{shape or input_shape}. Use the 'mlp' backbone for tables.")
+    return shape  # type: ignore[return-value]
+
+
+def create_timm_model(params: TimmParams, input_shape: tuple[int, int, int]) -> nn.Module:
+    """``timm.create_model`` with the data's channels (and size, for ViTs), never pretrained.
+
+    Raises:
+        ConfigError: unknown architecture (with close names), a bad ``timm_kwargs`` key, a
+            patch size that does not divide the image, or ``patch_size`` on a non-ViT.
+    """
+    import timm
+
+    name = params.model_name
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(f"backbone.params.model_name: {name!r} is not a timm model.{hint} "
+                          "List them with python -c 'import timm; print(timm.list_models())'.")
+    reserved = sorted(set(params.timm_kwargs) & _RESERVED)
+    if reserved:
+        raise ConfigError(f"backbone.params.timm_kwargs: {', '.join(reserved)} are set by "
+                          "sslcore (from the data, or as their own params); remove them")
+    c, h, w = input_shape
+    kwargs: dict[str, Any] = dict(params.timm_kwargs)
+    if params.drop_path_rate > 0:
+        kwargs["drop_path_rate"] = params.drop_path_rate
+    if _is_fixed_size(name):
+        kwargs["img_size"] = (h, w)
+        if params.dynamic_img_size:  # architectures without it (MLP-Mixer) need it off
+            kwargs["dynamic_img_size"] = True
+        if params.patch_size is not None:
+            kwargs["patch_size"] = params.patch_size
+    elif params.patch_size is not None:
+        raise ConfigError(f"backbone.params.patch_size is for ViTs; {name!r} has no patches")
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=c, **kwargs)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"backbone {name!r}: timm rejected its arguments ({exc}); check "
+                          "backbone.params (timm_kwargs, drop_path_rate, patch_size, "
+                          "dynamic_img_size)") from exc
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    if patch is not None and (h % patch[0] or w % patch[1]):
+        raise ConfigError(f"backbone {name!r}: patch size {tuple(patch)} does not divide the "
+                          f"image size {h} x {w}; set backbone.params.patch_size to a divisor")
+    return model
+
+
+class TimmBackbone(Backbone):
+    """Normalize per channel -> timm model with ``num_classes=0`` -> ``(N, embed_dim)``.
+
+    Args:
+        params: a :class:`TimmParams`.
+        input_shape: per-sample shape ``(C, H, W)`` of the data.
+
+    Raises:
+        ConfigError: ``input_shape`` is not an image shape, or the timm model cannot be built.
+    """
+
+    def __init__(self, params: TimmParams, *, input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        shape = _check_input_shape(input_shape, params.model_name)
+        self.input_shape = shape
+        self.model_name = params.model_name
+        self.channels_last = bool(params.channels_last)
+        self.model = create_timm_model(params, shape)
+        self.embed_dim = int(getattr(self.model, "head_hidden_size", None)
+                             or self.model.num_features)
+        info = getattr(self.model, "feature_info", None)
+        is_vit = hasattr(self.model, "patch_embed")
+        self._cnn_stride = 0 if is_vit or not info else int(info[-1].get("reduction", 0))
+        self.register_buffer("channel_mean", torch.zeros(shape[0]))
+        self.register_buffer("channel_std", torch.ones(shape[0]))
+        self.register_buffer("normalizer_fitted", torch.zeros((), dtype=torch.bool))
+
+    def _apply(self, fn: Any, recurse: bool = True) -> TimmBackbone:
+        super()._apply(fn, recurse)
+        if self.channels_last and self.channel_mean.is_cuda:  # after .to("cuda"), once per move
+            self.model.to(memory_format=torch.channels_last)
+        return self
+
+    @torch.no_grad()
+    def fit_normalizer(self, unlabeled: np.ndarray | torch.Tensor) -> None:
+        """Per-channel mean and std of the unlabeled pool (label-free preprocessing).
+
+        At most 4096 images (a seed-0 subsample) are read, accumulated in float64; a
+        constant channel gets std 1.
+
+        Raises:
+            DataError: the pool is not ``(N, C, H, W)`` with this backbone's C, or holds
+                non-finite values.
+        """
+        x = unlabeled if isinstance(unlabeled, torch.Tensor) else np.asarray(unlabeled)
+        c = self.input_shape[0]
+        if x.ndim != 4 or x.shape[1] != c or x.shape[0] == 0:
+            raise DataError(f"fit_normalizer expects images of shape (n, {c}, H, W), got "
+                            f"{tuple(x.shape)}")
+        if x.shape[0] > _MAX_NORMALIZER_IMAGES:  # subsample before reading (memmaps stay lazy)
+            rows = np.sort(np.random.default_rng(0).choice(x.shape[0], _MAX_NORMALIZER_IMAGES,
+                                                           replace=False))
+            x = x[torch.from_numpy(rows)] if isinstance(x, torch.Tensor) else x[rows]
+        total = torch.zeros(c, dtype=torch.float64)
+        total_sq = torch.zeros(c, dtype=torch.float64)
+        for start in range(0, x.shape[0], _NORMALIZER_CHUNK):
+            part = x[start:start + _NORMALIZER_CHUNK]
+            chunk = (part.detach().cpu().to(torch.float64) if isinstance(part, torch.Tensor)
+                     else torch.from_numpy(np.array(part, dtype=np.float64)))
+            if not torch.isfinite(chunk).all():
+                raise DataError("fit_normalizer: the unlabeled images contain NaN/inf pixels; "
+                                "fix or drop those images")
+            total += chunk.sum(dim=(0, 2, 3))
+            total_sq += chunk.square().sum(dim=(0, 2, 3))
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        mean = total / count
+        std = (total_sq / count - mean.square()).clamp_min(0.0).sqrt()
+        std = torch.where(std > 1e-12, std, torch.ones_like(std))
+        self.channel_mean.copy_(mean.to(self.channel_mean))
+        self.channel_std.copy_(std.to(self.channel_std))
+        self.normalizer_fitted.fill_(True)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw images -> per-channel standardized images (what the timm model sees)."""
+        if x.ndim != 4 or x.shape[1] != self.input_shape[0]:
+            raise DataError(f"backbone {self.model_name!r} expects (N, {self.input_shape[0]}, "
+                            f"H, W) images, got {tuple(x.shape)}")
+        mean = self.channel_mean.view(1, -1, 1, 1)
+        std = self.channel_std.view(1, -1, 1, 1)
+        return (x.to(mean.dtype) - mean) / std
+
+    def _avoid_cpu_bf16_bug(self, x: torch.Tensor) -> bool:
+        """True when this batch must run in float32 on CPU despite bf16 autocast.
+
+        torch 2.14's CPU bf16 kernel for the weight gradient of a 3x3 stride-2 convolution on
+        a 1 x 1 feature map reads uninitialized memory (nondeterministic gradients, at times
+        NaN: a 16 px SimCLR run diverged at step 4). A CNN meets it in its last stage when
+        the image side is at most half its total stride (16 px for resnet18; 28 px images are
+        fine), where float32 costs little anyway.
+        """
+        return bool(self._cnn_stride) and x.device.type == "cpu" \
+            and torch.is_autocast_enabled("cpu") and min(x.shape[-2:]) <= self._cnn_stride // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(x)
+        if self._avoid_cpu_bf16_bug(x):
+            with torch.autocast(device_type="cpu", enabled=False):
+                return self.model(x)
+        if self.channels_last and x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+
+def resnet18(params: ResNet18Params, *, input_shape: tuple[int, ...]) -> TimmBackbone:
+    """timm ``resnet18`` (512-d embedding), never pretrained."""
+    return TimmBackbone(TimmParams(model_name="resnet18", **params.model_dump()),
+                        input_shape=input_shape)
+
+
+def vit_tiny(params: ViTTinyParams, *, input_shape: tuple[int, ...]) -> TimmBackbone:
+    """timm ``vit_tiny_patch16_224`` with 8 px patches at the data's size (192-d embedding)."""
+    kwargs = params.model_dump()
+    pool = kwargs.pop("global_pool")
+    return TimmBackbone(TimmParams(model_name="vit_tiny_patch16_224", **kwargs,
+                                   timm_kwargs={"global_pool": pool}), input_shape=input_shape)
