@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from sslcore.builtins.pretext.simclr import nt_xent
 from sslcore.config import PretrainConfig
 from sslcore.contracts import PretextTask
+from sslcore.data.parquet_pool import ParquetPool
 from sslcore.distributed import cleanup_distributed, rank, world_size
 from sslcore.train.pretrain import PretrainResult, pretrain_encoder
 
@@ -35,9 +37,11 @@ IN_DIM, EMBED_DIM = 8, 4
 class ToyBackbone(nn.Module):
     embed_dim = EMBED_DIM
 
-    def __init__(self, dropout: float = 0.0) -> None:
+    def __init__(self, dropout: float = 0.0, batchnorm: bool = False) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(IN_DIM, 16), nn.Tanh(), nn.Dropout(dropout),
+        norm = nn.BatchNorm1d(16) if batchnorm else nn.Identity()
+        # No bias before BatchNorm: its gradient is float noise that Adam would amplify.
+        self.net = nn.Sequential(nn.Linear(IN_DIM, 16, bias=not batchnorm), norm, nn.Tanh(), nn.Dropout(dropout),
                                  nn.Linear(16, EMBED_DIM))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,12 +56,14 @@ class ToyTask(PretextTask):
     """
 
     def __init__(self, noise: float = 0.0, dropout: float = 0.0, sleep: float = 0.0,
-                 progress_file: str | None = None) -> None:
+                 progress_file: str | None = None, batchnorm: bool = False,
+                 contrastive: bool = False) -> None:
         super().__init__()
         with torch.random.fork_rng(devices=[]):  # same init everywhere, caller's RNG untouched
             torch.manual_seed(0)
-            self.backbone = ToyBackbone(dropout)
+            self.backbone = ToyBackbone(dropout, batchnorm)
             self.head = nn.Linear(EMBED_DIM, 2)
+        self.contrastive = contrastive
         self.noise, self.sleep, self.progress_file = noise, sleep, progress_file
         self.steps_seen = 0
 
@@ -65,6 +71,9 @@ class ToyTask(PretextTask):
         x = batch
         if self.noise:
             x = x + self.noise * torch.randn(x.shape, generator=generator, device=x.device)
+        if self.contrastive:  # NT-Xent with global negatives; a deterministic second view
+            z = self.head(self.backbone(torch.cat([x, 0.5 * (x + x.flip(1))])))
+            return nt_xent(*z.chunk(2), temperature=0.5)
         target = torch.stack([batch[:, :4].sum(1).sin(), (batch[:, 4:] ** 2).mean(1)], dim=1)
         return ((self.head(self.backbone(x)) - target) ** 2).mean()
 
@@ -96,6 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--progress-file", default=None)
+    p.add_argument("--batchnorm", action="store_true", help="BatchNorm in the backbone")
+    p.add_argument("--pid-dir", default=None, help="write rank<r>.pid files here")
+    p.add_argument("--parquet-dir", default=None,
+                   help="stream the pool from these Parquet files (columns f0..f7)")
+    p.add_argument("--contrastive", action="store_true", help="NT-Xent instead of regression")
     return p.parse_args(argv)
 
 
@@ -110,8 +124,13 @@ def run(args: argparse.Namespace) -> tuple[ToyTask, PretrainResult, dict]:
     """Train the toy task; return it, the result and the JSON-able summary."""
     sleep = float(os.environ.get("SSLCORE_TEST_STEP_SLEEP", "0") or 0)
     task = ToyTask(noise=args.noise, dropout=args.dropout, sleep=sleep,
-                   progress_file=args.progress_file)
-    result = pretrain_encoder(task, make_data(args.n), config(args), checkpoint_dir=args.ckpt,
+                   progress_file=args.progress_file, batchnorm=args.batchnorm,
+                   contrastive=args.contrastive)
+    if args.pid_dir:  # lets a test kill one rank
+        Path(args.pid_dir, f"rank{rank()}.pid").write_text(str(os.getpid()))
+    pool = (ParquetPool(sorted(Path(args.parquet_dir).glob("*.parquet")),
+                        [f"f{i}" for i in range(IN_DIM)]) if args.parquet_dir else make_data(args.n))
+    result = pretrain_encoder(task, pool, config(args), checkpoint_dir=args.ckpt,
                               resume=args.resume, progress=False)
     params = torch.cat([t.detach().double().flatten().cpu() for t in task.state_dict().values()])
     summary = {"losses": result.losses, "steps": result.steps,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,17 +136,30 @@ def test_launch_torchrun_returns_exit_code(monkeypatch):
 ARGS = ["--max-steps", "12", "--batch-size", "32", "--log-every", "4"]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """One process, global batch 32, no accumulation: the trajectory the ranks must reproduce."""
+# BatchNorm statistics and NT-Xent negatives must cover the global batch, not each rank's half.
+GLOBAL_BATCH_ARGS = [*ARGS, "--batchnorm", "--contrastive"]
+
+
+def _reference(tmp_path_factory, args):
     worker = _load_worker()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         ckpt = tmp_path_factory.mktemp("ref")
-        return worker.run(worker.parse_args([*ARGS, "--ckpt", str(ckpt)]))[2]
+        return worker.run(worker.parse_args([*args, "--ckpt", str(ckpt)]))[2]
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One process, global batch 32, no accumulation: the trajectory the ranks must reproduce."""
+    return _reference(tmp_path_factory, ARGS)
+
+
+@pytest.fixture(scope="module")
+def global_batch_reference(tmp_path_factory):
+    return _reference(tmp_path_factory, GLOBAL_BATCH_ARGS)
 
 
 def _assert_same_run(got: dict, ref: dict, world: int) -> None:
@@ -172,14 +187,24 @@ def test_torchrun_two_ranks_match_one_process(tmp_path, reference):
 
 
 @pytest.mark.slow
-def test_two_nodes_rendezvous_on_localhost_match_one_process(tmp_path, reference):
+def test_batchnorm_and_contrastive_negatives_span_ranks(tmp_path, global_batch_reference):
+    out = tmp_path / "out.json"
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          str(WORKER), *GLOBAL_BATCH_ARGS, "--ckpt", str(tmp_path / "ckpt"), "--out", str(out)],
+         tmp_path)
+    _assert_same_run(json.loads(out.read_text()), global_batch_reference, world=2)
+
+
+@pytest.mark.slow
+def test_two_nodes_rendezvous_on_localhost_match_one_process(tmp_path, global_batch_reference):
     endpoint = f"127.0.0.1:{_free_port()}"
     out = tmp_path / "out.json"
     procs = []
     for node in (0, 1):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2",
                "--node_rank", str(node), "--nproc_per_node", "1", "--rdzv_backend", "c10d",
-               "--rdzv_endpoint", endpoint, "--rdzv_id", "sslcore-test", str(WORKER), *ARGS,
+               "--rdzv_endpoint", endpoint, "--rdzv_id", "sslcore-test", str(WORKER),
+               *GLOBAL_BATCH_ARGS,
                "--ckpt", str(tmp_path / "ckpt"), "--out", str(out)]
         procs.append(subprocess.Popen(cmd, cwd=tmp_path, env=_child_env(),
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
@@ -193,4 +218,58 @@ def test_two_nodes_rendezvous_on_localhost_match_one_process(tmp_path, reference
                 proc.kill()
                 proc.wait()
     assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-3000:] for log in logs)
-    _assert_same_run(json.loads(out.read_text()), reference, world=2)
+    _assert_same_run(json.loads(out.read_text()), global_batch_reference, world=2)
+
+
+@pytest.mark.slow
+def test_killed_rank_is_restarted_and_resumes_without_lost_or_doubled_steps(tmp_path,
+                                                                          tmp_path_factory):
+    args = ["--max-steps", "30", "--batch-size", "32", "--checkpoint-every", "5",
+            "--batchnorm", "--contrastive"]
+    ref = _reference(tmp_path_factory, args)
+    out, progress, pids = tmp_path / "out.json", tmp_path / "progress.txt", tmp_path / "pids"
+    pids.mkdir()
+    env = _child_env() | {"SSLCORE_TEST_STEP_SLEEP": "0.15"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "--max_restarts", "1", str(WORKER), *args, "--resume", "--ckpt", str(tmp_path / "ckpt"),
+           "--out", str(out), "--progress-file", str(progress), "--pid-dir", str(pids)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = int(progress.read_text() or 0) if progress.exists() else 0
+            if done >= 8 and (tmp_path / "ckpt" / "last.pt").exists():
+                break  # the step-5 checkpoint is on disk and steps after it ran
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before a rank could be killed"
+        os.kill(int((pids / "rank1.pid").read_text()), signal.SIGKILL)
+        log = proc.communicate(timeout=TIMEOUT)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log[-3000:]
+    got = json.loads(out.read_text())
+    assert got["resumed_from_step"] is not None and got["resumed_from_step"] % 5 == 0
+    assert got["steps"] == ref["steps"] == 30 and len(got["losses"]) == 30
+    np.testing.assert_allclose(got["losses"], ref["losses"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["params"], ref["params"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_two_ranks_stream_a_sharded_parquet_pool(tmp_path):
+    import polars as pl
+
+    data = np.random.default_rng(0).standard_normal((256, 8))
+    for part in range(4):  # 4 files x 4 row groups of 16 rows: 8 groups per rank
+        frame = pl.DataFrame({f"f{i}": data[part * 64:(part + 1) * 64, i] for i in range(8)})
+        frame.write_parquet(tmp_path / f"part{part}.parquet", row_group_size=16)
+    out = tmp_path / "out.json"
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+          str(WORKER), "--max-steps", "1000", "--epochs", "2", "--batch-size", "32",
+          "--parquet-dir", str(tmp_path), "--ckpt", str(tmp_path / "ckpt"), "--out", str(out)],
+         tmp_path)
+    got = json.loads(out.read_text())
+    assert got["world_size"] == 2 and got["steps"] == 2 * 256 // 32 and got["epochs_completed"] == 2
+    assert np.isfinite(got["losses"]).all()
