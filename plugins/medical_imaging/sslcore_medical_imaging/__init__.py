@@ -1,0 +1,3 @@
+"""sslcore vertical: chest X-ray pneumonia, SSL on unlabeled radiographs."""
+
+__version__ = "0.1.0"
