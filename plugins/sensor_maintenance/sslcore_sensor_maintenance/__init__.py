@@ -1,0 +1,1 @@
+"""sslcore vertical: sensor failure prediction ahead of time (see README.md)."""

@@ -1,0 +1,1 @@
+"""Sequence encoders for N x C x T sensor windows."""

@@ -1,0 +1,1 @@
+"""Labeled-only and label-free baselines on window statistics."""

@@ -1,0 +1,1 @@
+"""Downstream heads of the SSL arm."""

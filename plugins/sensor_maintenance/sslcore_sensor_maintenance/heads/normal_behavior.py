@@ -1,0 +1,174 @@
+"""Normal-behaviour residuals: what each sensor reads minus what the SSL encoder expected.
+
+Condition monitoring has long modelled a machine's *normal behaviour* (a sensor predicted from
+the operating conditions and the other sensors, fitted on healthy data) and alarmed on the
+residual (e.g. Schlechtingen, Santos, Achiche, "Wind turbine condition monitoring based on
+SCADA data using normal behavior models", Applied Soft Computing 2013). Masked pretraining
+(:mod:`sslcore_sensor_maintenance.pretext.masked_patches`) trains exactly such a model on the
+unlabeled pool, without labels: hide a sensor, predict it from the rest. These heads reuse it.
+
+For each window and each sensor, the sensor is hidden for the whole window, the encoder and its
+read-out (``backbone.reconstruct``) predict it from the other sensors, and the residual
+``actual - predicted`` (standardized units) is summarized: mean and mean absolute value over the
+window and over its last quarter (the most recent readings). Four features per sensor.
+
+- ``reconstruction_anomaly`` (label-free): the mean squared residual of the last quarter over
+  all sensors; higher = less like normal behaviour.
+- ``gbm_on_stats_and_residuals``: the ``window_stats_gbm`` baseline's model and features plus
+  the residual features, so the difference between the two is exactly what the SSL encoder
+  adds.
+
+Both need an encoder with a trained read-out (masked pretraining); with another pretext task
+the read-out is untrained and the residuals are noise.
+
+Example::
+
+    head = GBMOnStatsAndResiduals(GBMOnStatsAndResidualsParams())
+    head.fit(ctx)                      # ctx.encoder: pretrained with masked_patches
+    scores = head.predict_scores(x_test)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from sslcore.builtins.baselines.hist_gbm import fit_hist_gbm
+from sslcore.builtins.baselines.pyod_detectors import require_binary
+from sslcore.builtins.heads.embedding_anomaly import require_encoder
+from sslcore.contracts import FitContext
+from sslcore.errors import ConfigError
+from sslcore.train.supervised import proba_to_scores
+from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
+from sslcore_sensor_maintenance.baselines.window_features import window_stats
+from sslcore_sensor_maintenance.baselines.window_stats_gbm import WindowStatsGBMParams
+
+RESIDUAL_STATS = ["mean", "mean_abs", "last_quarter_mean", "last_quarter_mean_abs"]
+
+
+def _sequence_encoder(name: str, ctx: FitContext) -> SequenceBackbone:
+    encoder = require_encoder(name, ctx)
+    if not isinstance(encoder, SequenceBackbone):
+        raise ConfigError(f"head {name!r} needs a sequence backbone with a read-out "
+                          f"(tcn, patch_transformer), got {type(encoder).__name__}")
+    return encoder
+
+
+@torch.no_grad()
+def sensor_residuals(encoder: SequenceBackbone, x: np.ndarray, device: torch.device,
+                     batch_size: int = 1024) -> np.ndarray:
+    """(N, C, T) raw windows -> (N, C * 4) residual features (see the module docstring).
+
+    The encoder's train/eval mode is restored afterwards; nothing is modified.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    try:
+        for i in range(0, len(x), batch_size):
+            xb = torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size]),
+                                 dtype=torch.float32).to(device)
+            z = encoder.normalize(xb)
+            n, c, t = z.shape
+            quarter = max(1, t // 4)
+            feats = []
+            for ch in range(c):
+                hidden = z.clone()
+                hidden[:, ch] = 0.0
+                r = z[:, ch] - encoder.reconstruct(encoder.tokens(hidden))[:, ch]
+                feats.append(torch.stack([r.mean(1), r.abs().mean(1),
+                                          r[:, -quarter:].mean(1),
+                                          r[:, -quarter:].abs().mean(1)], dim=1))
+            out.append(torch.stack(feats, dim=1).reshape(n, -1).float().cpu())
+    finally:
+        encoder.train(was_training)
+    if not out:
+        return np.empty((0, x.shape[1] * len(RESIDUAL_STATS)), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def anomaly_from_residuals(res: np.ndarray) -> np.ndarray:
+    """Mean squared last-quarter residual over sensors, from :func:`sensor_residuals`."""
+    per_sensor = res.reshape(len(res), -1, len(RESIDUAL_STATS))
+    return (per_sensor[:, :, 3] ** 2).mean(axis=1).astype(np.float64)
+
+
+class ReconstructionAnomalyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(1024, ge=1, description="windows scored together")
+
+
+class ReconstructionAnomaly:
+    """Label-free: how far the window's recent readings are from the encoder's expectation.
+
+    Raises:
+        ConfigError: no pretrained sequence encoder.
+        DataError: the task is not binary.
+    """
+
+    uses_labels = False
+
+    def __init__(self, params: ReconstructionAnomalyParams | None = None) -> None:
+        self.params = params or ReconstructionAnomalyParams()
+        self.encoder: SequenceBackbone | None = None
+        self.device = torch.device("cpu")
+
+    def fit(self, ctx: FitContext) -> None:
+        require_binary("reconstruction_anomaly", ctx.num_classes)
+        self.encoder = _sequence_encoder("reconstruction_anomaly", ctx)
+        self.device = ctx.device
+
+    def predict_scores(self, x: np.ndarray) -> np.ndarray:
+        if self.encoder is None:
+            raise RuntimeError("reconstruction_anomaly: call fit() before predict_scores()")
+        res = sensor_residuals(self.encoder, x, self.device, self.params.batch_size)
+        return anomaly_from_residuals(res)
+
+
+class GBMOnStatsAndResidualsParams(WindowStatsGBMParams):
+    """The ``window_stats_gbm`` params; the residual features are added to its features."""
+
+    include_stats: bool = Field(True, description="keep the window statistics")
+
+
+class GBMOnStatsAndResiduals:
+    """HistGradientBoosting on [window statistics, normal-behaviour residuals].
+
+    Raises:
+        ConfigError: no pretrained sequence encoder.
+        DataError: the training split holds a single class.
+    """
+
+    uses_labels = True
+
+    def __init__(self, params: GBMOnStatsAndResidualsParams | None = None) -> None:
+        self.params = params or GBMOnStatsAndResidualsParams()
+        self.encoder: SequenceBackbone | None = None
+        self.device = torch.device("cpu")
+        self.model: Any = None
+        self.num_classes = 2
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        assert self.encoder is not None
+        res = sensor_residuals(self.encoder, x, self.device)
+        if not self.params.include_stats:
+            return res
+        return np.concatenate([window_stats(x), res], axis=1)
+
+    def fit(self, ctx: FitContext) -> None:
+        self.encoder = _sequence_encoder("gbm_on_stats_and_residuals", ctx)
+        self.device, self.num_classes = ctx.device, ctx.num_classes
+        base = WindowStatsGBMParams.model_validate(
+            self.params.model_dump(include=set(WindowStatsGBMParams.model_fields)))
+        self.model = fit_hist_gbm(self._features(ctx.x_train), ctx.y_train,
+                                  self._features(ctx.x_val), ctx.y_val, base, seed=ctx.seed)
+
+    def predict_scores(self, x: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("gbm_on_stats_and_residuals: call fit() before predict_scores()")
+        proba = self.model.predict_proba(self._features(x))
+        return proba_to_scores(proba, self.model.classes_, self.num_classes)

@@ -1,0 +1,174 @@
+"""Remaining-useful-life regression on the pretrained encoder; its score ranks failure risk.
+
+Where the labeled histories run to failure, every window has a remaining useful life (RUL: time
+from its end to the failure), a richer target than "failure within the horizon". Following the
+piecewise-linear RUL target common on C-MAPSS (Heimes, "Recurrent neural networks for
+remaining useful life estimation", PHM 2008), the target is ``min(rul, cap)``: far from a
+failure the exact RUL is neither knowable nor useful. Windows with no failure ahead in the
+record count as ``cap`` when the record continues for at least ``cap`` after them (the machine
+demonstrably ran that long), and are left out otherwise (censored).
+
+A copy of the pretrained encoder plus a linear output is trained with mean squared error on
+``target / cap`` (the encoder too unless ``freeze_backbone``), with the shared fine-tuning
+budget and batches stratified by the binary label. Early stopping on the validation split by
+AUPRC of the score (ties: validation MSE). The score is ``1 - predicted RUL / cap``: higher
+means a sooner failure, so it is compared with the classifiers on the same metrics.
+
+Needs ``ctx.meta_train["rul"]`` (and ``meta_val``); ``horizon`` from the meta sets the default
+cap (4 horizons).
+
+Example::
+
+    head = RULRegression(RULRegressionParams())
+    head.fit(ctx)                      # ctx.encoder pretrained; ctx.meta_train["rul"] given
+    scores = head.predict_scores(x_test)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from sslcore.builtins.heads.embedding_anomaly import require_encoder
+from sslcore.contracts import FitContext
+from sslcore.errors import DataError
+from sslcore.evaluate.event_metrics import DEFAULT_HORIZON
+from sslcore.train.supervised import epoch_batches, selection_score
+
+
+class RULRegressionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rul_cap: float | None = Field(None, gt=0, description="targets are min(rul, cap); default "
+                                  "4 x the label horizon")
+    freeze_backbone: bool = Field(False, description="train the output layer only")
+    backbone_lr_scale: float = Field(1.0, gt=0, le=1.0)
+
+
+def rul_targets(meta: dict[str, np.ndarray], cap: float) -> tuple[np.ndarray, np.ndarray]:
+    """(targets in [0, 1], usable-row mask) from ``meta['rul']`` (see the module docstring)."""
+    rul = np.asarray(meta["rul"], dtype=np.float64)
+    rul = np.where(np.isnan(rul), np.inf, rul)
+    keep = np.ones(len(rul), dtype=bool)
+    if "time_to_record_end" in meta:  # censored: usable only if the record ran on long enough
+        keep = np.isfinite(rul) | (np.asarray(meta["time_to_record_end"], np.float64) >= cap)
+    return (np.minimum(rul, cap) / cap).astype(np.float32), keep
+
+
+class RULRegression:
+    """Fine-tuned encoder + linear RUL output; score = 1 - RUL / cap.
+
+    Args:
+        params: a :class:`RULRegressionParams`.
+
+    Raises:
+        ConfigError: fitted without a pretrained encoder.
+        DataError: no ``rul`` in ``ctx.meta_train``, a non-binary task, or no usable rows.
+    """
+
+    uses_labels = True
+
+    def __init__(self, params: RULRegressionParams | None = None) -> None:
+        self.params = params or RULRegressionParams()
+        self.model: nn.Module | None = None
+        self.device = torch.device("cpu")
+        self.cap = 0.0
+
+    def fit(self, ctx: FitContext) -> None:
+        encoder = require_encoder("rul_regression", ctx)
+        if ctx.num_classes != 2:
+            raise DataError(f"rul_regression scores 'failure within the horizon' (2 classes); "
+                            f"this task has {ctx.num_classes}: remove the head")
+        if "rul" not in ctx.meta_train:
+            raise DataError("rul_regression needs the remaining useful life of every labeled "
+                            "window (labeled_meta['rul']: time to the next failure, inf if "
+                            "none); this dataset has no run-to-failure histories: remove the "
+                            "head")
+        horizon = float(np.asarray(ctx.meta_train.get("horizon", [DEFAULT_HORIZON]))[0])
+        self.cap = self.params.rul_cap or 4.0 * horizon
+        target, keep = rul_targets(ctx.meta_train, self.cap)
+        if not keep.any():
+            raise DataError("rul_regression: no labeled window has a known remaining useful "
+                            f"life (failure ahead, or at least {self.cap:g} of record after it)")
+        self.device = ctx.device
+        devices = [ctx.device] if ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(ctx.seed)
+            model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.embed_dim, 1))
+            self.model = self._train(model.to(ctx.device), ctx, target, keep)
+
+    def _train(self, model: nn.Sequential, ctx: FitContext, target: np.ndarray,
+               keep: np.ndarray) -> nn.Sequential:
+        p, budget = self.params, ctx.budget
+        x = torch.as_tensor(np.ascontiguousarray(ctx.x_train[keep]), dtype=torch.float32)
+        t = torch.as_tensor(target[keep])
+        y = np.asarray(ctx.y_train)[keep]
+        backbone, out = model[0], model[1]
+        for param in backbone.parameters():
+            param.requires_grad_(not p.freeze_backbone)
+        groups = [{"params": list(out.parameters()), "lr": budget.lr}]
+        if not p.freeze_backbone:
+            groups.append({"params": list(backbone.parameters()),
+                           "lr": budget.lr * p.backbone_lr_scale})
+        opt = torch.optim.AdamW(groups, lr=budget.lr, weight_decay=budget.weight_decay)
+        rng = np.random.default_rng(ctx.seed)
+        gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
+        best_key, best_state, stale = None, copy.deepcopy(model.state_dict()), 0
+        for _ in range(budget.epochs):
+            model.train()
+            if p.freeze_backbone:
+                backbone.eval()
+            for idx in epoch_batches(y, budget.batch_size, rng):
+                xb = x[idx].to(ctx.device)
+                if ctx.augment is not None:
+                    xb = ctx.augment(xb, gen)
+                loss = (model(xb).squeeze(1).float() - t[idx].to(ctx.device)).square().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            if not math.isfinite(float(loss.detach())):
+                break
+            key = self._validation_key(model, ctx)
+            if best_key is None or key > best_key:
+                best_key, best_state, stale = key, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= budget.patience:
+                    break
+        model.load_state_dict(best_state)
+        for param in backbone.parameters():
+            param.requires_grad_(True)
+        return model.eval()
+
+    def _validation_key(self, model: nn.Module, ctx: FitContext) -> tuple[float, ...]:
+        if len(ctx.y_val) == 0:
+            return (0.0,)  # nothing to select with: keep the latest epoch
+        scores = self._scores(model, ctx.x_val)
+        key: tuple[float, ...] = ()
+        auprc = selection_score(np.asarray(ctx.y_val), scores, 2)
+        if auprc is not None:
+            key += (round(auprc, 6),)
+        if "rul" in ctx.meta_val:
+            target, keep = rul_targets(ctx.meta_val, self.cap)
+            if keep.any():
+                key += (-float(np.mean((1 - scores[keep] - target[keep]) ** 2)),)
+        return key or (0.0,)
+
+    @torch.no_grad()
+    def _scores(self, model: nn.Module, x: np.ndarray, batch: int = 2048) -> np.ndarray:
+        model.eval()
+        xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)
+        preds = [model(xt[i:i + batch].to(self.device)).squeeze(1).float().cpu()
+                 for i in range(0, len(xt), batch)]
+        pred = torch.cat(preds).numpy() if preds else np.empty(0, dtype=np.float32)
+        return 1.0 - pred.astype(np.float64)  # unclipped: no ties beyond the cap
+
+    def predict_scores(self, x: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("rul_regression: call fit() before predict_scores()")
+        return self._scores(self.model, x)

@@ -1,0 +1,141 @@
+"""Event-level metrics that need the test rows' metadata: what a maintenance planner reads.
+
+``EVENT_METRICS`` maps a name to ``fn(y_true, scores, meta) -> float``; ``meta`` is the
+dataset's ``test_meta``. Lower-is-better names go in ``EVENT_LOWER_IS_BETTER`` (none so far).
+
+Window-level AUPRC ranks windows; a planner asks other questions: at an alarm rate the crew can
+live with, how many failures are flagged, how many early enough to plan the repair, and how
+early. The definitions, for one score per window (the window's end is the prediction time):
+
+- ``meta`` holds, per test window: ``rul`` (time from the window's end to the next failure of
+  its machine, ``inf`` when none follows in the record), ``event_id`` (the id of that failure,
+  ``-1`` when none follows) and optionally ``horizon`` (the label horizon H: a window is
+  positive when a failure follows within H; constant; default :data:`DEFAULT_HORIZON`, the
+  sensor recipe's 72 hours). Times are in the data's unit (hours; cycles for C-MAPSS).
+- **Healthy windows** are those with ``rul > RUNUP_HORIZONS * H`` (incl. no failure ahead).
+- **Alert threshold at a false-alarm rate (FAR) of 1%**: the score above which at most 1% of
+  the healthy test windows alarm (an operating point of the ROC, like ``recall_at_1pct_fpr``;
+  no model selection happens here). A window alarms when ``score > threshold``.
+- **Run-up of a failure event**: its windows with ``rul <= RUNUP_HORIZONS * H``. Windows
+  between one and two horizons before a failure are neither healthy nor positive: an alarm
+  there is an early warning, not a false alarm.
+- **First alert** of an event: its alarming run-up window with the largest ``rul``; the
+  **lead time** is that ``rul``. Events without run-up windows in
+  the test set (e.g. a sensor outage just before the failure) are not counted.
+
+Metrics (every one at the 1% FAR threshold, over the test set's failure events):
+
+- ``failures_detected_at_1pct_far``: share of failures with any alert in the run-up.
+- ``failures_caught_ahead_at_1pct_far``: share of failures whose first alert comes at least
+  one horizon (72 h in the sensor recipe) before the failure: time to plan the repair.
+- ``median_lead_time_at_1pct_far``: median lead time of the first alert over the detected
+  failures (NaN when none is detected): how early the alert comes when it comes. Read it with
+  ``failures_detected_at_1pct_far``: a model that detects few failures early can show a long
+  median lead time.
+
+All return NaN when the test set has no failure event or no healthy window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sslcore.errors import DataError
+
+EventMetricFn = Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], float]
+
+DEFAULT_HORIZON = 72.0  # hours: the sensor_maintenance recipe's label horizon
+RUNUP_HORIZONS = 2.0  # run-up of a failure = windows ending within 2 horizons before it
+FALSE_ALARM_RATE = 0.01
+
+
+def _binary(scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    return s[:, 1] if s.ndim == 2 else s
+
+
+def _require(meta: dict[str, np.ndarray], n: int, name: str) -> tuple[np.ndarray, np.ndarray,
+                                                                       float]:
+    missing = [k for k in ("rul", "event_id") if k not in meta]
+    if missing:
+        raise DataError(f"event metric {name!r} needs test_meta[{missing[0]!r}] (per window: "
+                        "'rul' = time to the next failure, inf if none; 'event_id' = that "
+                        "failure's id, -1 if none); this dataset does not provide it: drop the "
+                        "metric from evaluation.metrics")
+    rul = np.asarray(meta["rul"], dtype=np.float64)
+    event = np.asarray(meta["event_id"]).astype(np.int64)
+    if len(rul) != n or len(event) != n:
+        raise DataError(f"event metric {name!r}: test_meta has {len(rul)} rows for {n} scores")
+    horizon = DEFAULT_HORIZON
+    if "horizon" in meta and len(meta["horizon"]):
+        horizon = float(np.asarray(meta["horizon"], dtype=np.float64)[0])
+    return np.where(np.isnan(rul), np.inf, rul), event, horizon
+
+
+def alert_threshold(scores: np.ndarray, healthy: np.ndarray,
+                    far: float = FALSE_ALARM_RATE) -> float:
+    """The smallest threshold at which ``score > threshold`` flags at most ``far`` of the
+    healthy windows; NaN without healthy windows."""
+    s = np.sort(np.asarray(scores, dtype=np.float64)[healthy])[::-1]
+    if len(s) == 0:
+        return float("nan")
+    k = int(np.floor(far * len(s)))  # alarms allowed among the healthy windows
+    return float(s[min(k, len(s) - 1)])
+
+
+def first_alert_lead_times(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray], *,
+                           far: float = FALSE_ALARM_RATE,
+                           name: str = "event metric") -> tuple[np.ndarray, float]:
+    """Per failure event with run-up windows: the lead time of its first alert (NaN: missed).
+
+    Returns ``(lead_times, horizon)``; ``lead_times`` is empty without healthy windows or
+    without events.
+    """
+    s = _binary(scores)
+    rul, event, horizon = _require(meta, len(s), name)
+    runup = (event >= 0) & (rul <= RUNUP_HORIZONS * horizon)
+    threshold = alert_threshold(s, rul > RUNUP_HORIZONS * horizon, far)
+    if np.isnan(threshold) or not runup.any():
+        return np.empty(0), horizon
+    alarm = runup & (s > threshold)
+    ids, inverse = np.unique(event[runup], return_inverse=True)
+    lead = np.full(len(ids), np.nan)
+    alarm_rul = np.where(alarm[runup], rul[runup], np.nan)
+    for i in range(len(ids)):  # few events: a plain loop is clear and fast
+        values = alarm_rul[inverse == i]
+        if np.isfinite(values).any():
+            lead[i] = np.nanmax(values)
+    return lead, horizon
+
+
+def failures_detected(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray]) -> float:
+    """Share of test failures with any alert in their run-up, at a 1% false-alarm rate."""
+    lead, _ = first_alert_lead_times(y, scores, meta, name="failures_detected_at_1pct_far")
+    return float(np.isfinite(lead).mean()) if len(lead) else float("nan")
+
+
+def failures_caught_ahead(y: np.ndarray, scores: np.ndarray,
+                          meta: dict[str, np.ndarray]) -> float:
+    """Share of test failures first alerted at least one horizon ahead, at a 1% FAR."""
+    lead, horizon = first_alert_lead_times(y, scores, meta,
+                                           name="failures_caught_ahead_at_1pct_far")
+    if not len(lead):
+        return float("nan")
+    return float((np.nan_to_num(lead, nan=-np.inf) >= horizon).mean())
+
+
+def median_lead_time(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray]) -> float:
+    """Median time from the first alert to the failure over the detected test failures."""
+    lead, _ = first_alert_lead_times(y, scores, meta, name="median_lead_time_at_1pct_far")
+    detected = lead[np.isfinite(lead)]
+    return float(np.median(detected)) if len(detected) else float("nan")
+
+
+EVENT_METRICS: dict[str, EventMetricFn] = {
+    "failures_detected_at_1pct_far": failures_detected,
+    "failures_caught_ahead_at_1pct_far": failures_caught_ahead,
+    "median_lead_time_at_1pct_far": median_lead_time,
+}
+EVENT_LOWER_IS_BETTER: set[str] = set()

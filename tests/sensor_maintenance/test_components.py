@@ -1,0 +1,197 @@
+"""Component behaviour beyond the shared contracts: the RUL head, pretext losses, backbones."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sslcore.errors import ConfigError, DataError
+from sslcore.testing import TINY_BUDGET, tiny_context
+from sslcore_sensor_maintenance.backbones.patch_transformer import (
+    PatchTransformerBackbone,
+    PatchTransformerParams,
+)
+from sslcore_sensor_maintenance.backbones.tcn import TCNBackbone, TCNParams
+from sslcore_sensor_maintenance.baselines.window_features import STATS, window_stats
+from sslcore_sensor_maintenance.heads.rul_regression import RULRegression, RULRegressionParams
+from sslcore_sensor_maintenance.pretext.masked_patches import MaskedPatches, MaskedPatchesParams
+from sslcore_sensor_maintenance.pretext.ts2vec import (
+    TS2Vec,
+    TS2VecParams,
+    instance_contrastive_loss,
+    temporal_contrastive_loss,
+)
+
+SHAPE = (5, 32)
+
+
+def _tcn(seed: int = 0) -> TCNBackbone:
+    torch.manual_seed(seed)
+    return TCNBackbone(TCNParams(channels=8, embed_dim=16), input_shape=SHAPE)
+
+
+def _rul_context(seed: int = 0, with_meta: bool = True):
+    ctx = tiny_context(SHAPE, seed=seed, encoder=_tcn(), budget=TINY_BUDGET)
+    ctx.encoder.fit_normalizer(ctx.unlabeled)
+    if with_meta:
+        for split, y in (("meta_train", ctx.y_train), ("meta_val", ctx.y_val)):
+            rul = np.where(y == 1, 10.0, np.inf)
+            setattr(ctx, split, {"rul": rul, "horizon": np.full(len(y), 24.0),
+                                 "time_to_record_end": np.full(len(y), 500.0)})
+    return ctx
+
+
+def test_rul_regression_fits_scores_and_is_deterministic():
+    x_test = tiny_context(SHAPE, seed=5).x_train[:20]
+    ctx = _rul_context()
+    state = copy.deepcopy(ctx.encoder.state_dict())
+    head = RULRegression(RULRegressionParams())
+    head.fit(ctx)
+    for k, v in ctx.encoder.state_dict().items():
+        assert torch.equal(v, state[k]), k  # the shared encoder is untouched
+    scores = head.predict_scores(x_test)
+    assert scores.shape == (20,) and np.isfinite(scores).all()
+    again = RULRegression(RULRegressionParams())
+    again.fit(_rul_context())
+    np.testing.assert_allclose(again.predict_scores(x_test), scores, atol=1e-5)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(head)).predict_scores(x_test), scores,
+                               atol=1e-6)
+    assert head.cap == 96.0  # 4 horizons
+
+
+def test_rul_regression_ranks_sooner_failures_higher():
+    ctx = _rul_context()
+    ctx.budget = TINY_BUDGET.model_copy(update={"epochs": 15, "patience": 15})
+    head = RULRegression(RULRegressionParams(rul_cap=50.0))
+    head.fit(ctx)
+    s = head.predict_scores(ctx.x_train)
+    assert s[ctx.y_train == 1].mean() > s[ctx.y_train == 0].mean()
+
+
+def test_rul_regression_needs_rul_an_encoder_and_a_binary_task():
+    with pytest.raises(DataError, match=r"rul_regression needs the remaining useful life.*"
+                                        r"labeled_meta\['rul'\]"):
+        RULRegression().fit(_rul_context(with_meta=False))
+    ctx = _rul_context()
+    ctx.encoder = None
+    with pytest.raises(ConfigError, match="pretrained encoder"):
+        RULRegression().fit(ctx)
+    ctx = _rul_context()
+    ctx.num_classes = 3
+    with pytest.raises(DataError, match="2 classes"):
+        RULRegression().fit(ctx)
+
+
+def test_censored_windows_without_enough_record_are_left_out():
+    from sslcore_sensor_maintenance.heads.rul_regression import rul_targets
+
+    meta = {"rul": np.array([5.0, np.inf, np.inf, 500.0]),
+            "time_to_record_end": np.array([5.0, 200.0, 10.0, 900.0])}
+    target, keep = rul_targets(meta, cap=100.0)
+    np.testing.assert_array_equal(keep, [True, True, False, True])
+    np.testing.assert_allclose(target[keep], [0.05, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _tcn(),
+    lambda: PatchTransformerBackbone(PatchTransformerParams(patch_len=8, d_model=16, heads=2,
+                                                            embed_dim=16), input_shape=SHAPE),
+], ids=["tcn", "patch_transformer"])
+@pytest.mark.parametrize("task", ["masked", "ts2vec"])
+def test_pretext_tasks_train_both_backbones(make, task):
+    backbone = make()
+    x = torch.randn(16, *SHAPE)
+    backbone.fit_normalizer(x.numpy())
+    if task == "masked":
+        t = MaskedPatches(MaskedPatchesParams(patch_len=8), backbone=backbone, input_shape=SHAPE)
+    else:
+        t = TS2Vec(TS2VecParams(), backbone=backbone, input_shape=SHAPE)
+    opt = torch.optim.Adam(t.parameters(), lr=1e-2)
+    losses = []
+    for step in range(15):
+        loss = t.loss(x, torch.Generator().manual_seed(step % 3))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(math.isfinite(v) for v in losses)
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+
+
+def test_pretext_refuses_a_backbone_without_tokens_or_a_bad_patch():
+    from sslcore.builtins.backbones.mlp import MLPBackbone, MLPParams
+
+    with pytest.raises(ConfigError, match="sequence backbone"):
+        MaskedPatches(MaskedPatchesParams(), backbone=MLPBackbone(MLPParams(), input_shape=(8,)),
+                      input_shape=(8,))
+    with pytest.raises(ConfigError, match="patch length 6 must be a multiple of the backbone's "
+                                          "token length 4"):
+        MaskedPatches(MaskedPatchesParams(patch_len=6), backbone=_tcn(), input_shape=SHAPE)
+
+
+def test_contrastive_losses_reward_matching_views():
+    torch.manual_seed(0)
+    z = torch.randn(8, 6, 32) * 5
+    assert instance_contrastive_loss(z, z) < 0.1 < instance_contrastive_loss(z, torch.randn_like(z))
+    assert temporal_contrastive_loss(z, z) < 0.1 < temporal_contrastive_loss(z, torch.randn_like(z))
+    assert float(instance_contrastive_loss(z[:1], z[:1])) == 0.0  # no negatives: no loss
+
+
+def test_backbones_refuse_wrong_shapes():
+    with pytest.raises(DataError, match="time series"):
+        TCNBackbone(TCNParams(), input_shape=(64,))
+    with pytest.raises(DataError, match="not a multiple of stem_stride"):
+        TCNBackbone(TCNParams(stem_stride=4), input_shape=(5, 30))
+    with pytest.raises(DataError, match="not a multiple of patch_len"):
+        PatchTransformerBackbone(PatchTransformerParams(patch_len=8), input_shape=(5, 30))
+    with pytest.raises(DataError, match=r"fit_normalizer expects windows \(n, 5, length\)"):
+        _tcn().fit_normalizer(np.zeros((4, 3, 32)))
+
+
+def test_window_stats_hand_computed():
+    x = np.zeros((1, 2, 8), dtype=np.float32)
+    x[0, 0] = np.arange(8)  # a ramp
+    x[0, 1] = 3.0  # constant
+    f = window_stats(x).reshape(2, len(STATS))
+    stat = dict(zip(STATS, f[0], strict=True))
+    assert stat["mean"] == 3.5 and stat["min"] == 0 and stat["max"] == 7 and stat["last"] == 7
+    assert stat["slope"] == pytest.approx(1.0) and stat["roughness"] == pytest.approx(1.0)
+    assert stat["last_minus_first_quarter"] == pytest.approx(6.0)
+    assert stat["q50"] == pytest.approx(3.5)
+    np.testing.assert_allclose(f[1], [3, 0, 3, 3, 3, 0, 3, 3, 3, 0, 0])
+
+
+def test_normal_behaviour_residuals_flag_a_broken_sensor_relation():
+    from sslcore_sensor_maintenance.heads.normal_behavior import (
+        RESIDUAL_STATS,
+        anomaly_from_residuals,
+        sensor_residuals,
+    )
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(256, 1, 32)).cumsum(axis=2) * 0.3
+    x = np.concatenate([base, 2 * base, -base], axis=1).astype(np.float32)  # related sensors
+    torch.manual_seed(0)
+    enc = TCNBackbone(TCNParams(channels=16, embed_dim=16), input_shape=(3, 32))
+    enc.fit_normalizer(x)
+    task = MaskedPatches(MaskedPatchesParams(patch_len=8, sensor_mask_prob=0.5), backbone=enc,
+                         input_shape=(3, 32))
+    opt = torch.optim.Adam(task.parameters(), lr=3e-3)
+    xt = torch.as_tensor(x)
+    for step in range(150):
+        loss = task.loss(xt[(step * 32) % 256:][:32], torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    broken = x[:32].copy()
+    broken[:, 1, -8:] += 3 * x[:, 1].std()  # sensor 1 leaves its relation in the last quarter
+    res = sensor_residuals(enc, np.concatenate([x[:32], broken]), torch.device("cpu"))
+    assert res.shape == (64, 3 * len(RESIDUAL_STATS))
+    score = anomaly_from_residuals(res)
+    assert score[32:].mean() > 3 * score[:32].mean()
+    assert enc.training  # mode restored

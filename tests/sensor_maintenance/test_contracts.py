@@ -1,0 +1,18 @@
+"""The shipped contract tests over every component the sensor plugin registers.
+
+File loaders are covered in test_loaders.py. ``rul_regression`` needs per-window remaining
+useful life (``ctx.meta_train["rul"]``), which the generic tiny contexts do not carry; it gets
+the same checks with that metadata in test_components.py.
+"""
+
+import pytest
+
+from sslcore.testing import contract_cases, run_case
+
+SKIP = {"sensor_table", "cmapss", "rul_regression"}
+
+
+@pytest.mark.parametrize("case", contract_cases("sslcore_sensor_maintenance", input_shape=(5, 64),
+                                                backbone="tcn", skip=SKIP), ids=str)
+def test_contract(case):
+    run_case(case)
