@@ -1,0 +1,154 @@
+"""DINO: self-distillation with no labels, as an sslcore pretext task.
+
+Caron, Touvron, Misra, Jégou, Mairal, Bojanowski, Joulin. "Emerging Properties in
+Self-Supervised Vision Transformers", ICCV 2021. https://arxiv.org/abs/2104.14294
+
+A student (backbone + :class:`~sslcore_satellite.dino_head.DINOHead`) sees every multi-crop
+view (:mod:`~sslcore_satellite.multicrop`); a teacher with the same architecture sees the two
+global views; the student learns to predict the teacher's centered, sharpened distribution over
+prototypes (:mod:`~sslcore_satellite.dino_loss`). The teacher receives no gradient: after every
+optimizer step it moves towards the student by an exponential moving average whose momentum
+follows a cosine schedule from ``momentum`` to 1 over ``total_steps``
+(``m_k = 1 - (1 - m_0) (cos(pi k / K) + 1) / 2``).
+
+State that must survive a checkpoint (so a resumed run continues exactly): the teacher's
+weights, the loss's center and the optimizer-step counter ``step`` (a buffer), which drives the
+momentum and teacher-temperature schedules. The pretraining loop calls :meth:`DINO.on_step_end`
+once per optimizer step: it applies the center update (synchronized over ranks), the EMA and
+increments ``step``.
+
+Example::
+
+    task = DINO(DINOParams(total_steps=1000), backbone=vit, augment=None,
+                input_shape=(13, 64, 64))
+    loss = task.loss(batch, generator); loss.backward(); opt.step(); task.on_step_end()
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sslcore.contracts import Augmentation, Backbone, PretextTask
+from sslcore.errors import ConfigError
+from sslcore_satellite.dino_head import DINOHead
+from sslcore_satellite.dino_loss import DINOLoss
+from sslcore_satellite.multicrop import MultiCrop, MultiCropParams
+
+
+class DINOParams(MultiCropParams):
+    """DINO's params: the multi-crop views (inherited) plus head, temperatures and schedules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out_dim: int = Field(4096, ge=2, description="prototypes K (DINO: 65536 on ImageNet)")
+    hidden_dim: int = Field(512, ge=1)
+    bottleneck_dim: int = Field(128, ge=1)
+    head_layers: int = Field(3, ge=1)
+    norm_last_layer: bool = Field(True, description="fix prototype norms to 1 (DINO, ViTs)")
+    freeze_last_layer_steps: int = Field(0, ge=0, description="no gradient into the prototypes "
+                                         "for this many steps (DINO: one epoch)")
+    student_temp: float = Field(0.1, gt=0)
+    teacher_temp: float = Field(0.04, gt=0, description="teacher temperature after warm-up")
+    warmup_teacher_temp: float = Field(0.04, gt=0)
+    warmup_teacher_temp_steps: int = Field(0, ge=0)
+    center_momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: float = Field(0.996, ge=0, le=1, description="teacher EMA momentum at step 0")
+    total_steps: int | None = Field(None, ge=1, description="optimizer steps of the run, for "
+                                    "the cosine momentum schedule; None keeps it constant")
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> DINOParams:
+        if self.total_steps is not None and self.warmup_teacher_temp_steps > self.total_steps:
+            raise ValueError(f"warmup_teacher_temp_steps ({self.warmup_teacher_temp_steps}) "
+                             f"exceeds total_steps ({self.total_steps})")
+        return self
+
+
+def ema_momentum(step: int, base: float, total_steps: int | None) -> float:
+    """Cosine schedule from ``base`` (step 0) to 1 (step ``total_steps``)."""
+    if total_steps is None:
+        return float(base)
+    progress = min(step, total_steps) / total_steps
+    return float(1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0)
+
+
+class DINO(PretextTask):
+    """Student and EMA teacher on multi-crop views, with DINO's loss.
+
+    Args:
+        params: a :class:`DINOParams`.
+        backbone: the encoder being pretrained (an image backbone; ViTs must accept both crop
+            sizes, e.g. timm with ``dynamic_img_size``).
+        augment: extra batched augmentation applied to every view after the built-in ones.
+        input_shape: per-sample ``(C, H, W)``.
+
+    Raises:
+        ConfigError: ``input_shape`` is not an image shape.
+    """
+
+    def __init__(self, params: DINOParams, *, backbone: Backbone,
+                 augment: Augmentation | None = None,
+                 input_shape: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        shape = tuple(int(d) for d in (input_shape or ()))
+        if len(shape) != 3:
+            raise ConfigError(f"pretext 'dino' is for images: input_shape must be (C, H, W), "
+                              f"got {shape or input_shape}")
+        self.params = params
+        self.backbone = backbone
+        self.head = DINOHead(int(backbone.embed_dim), params.out_dim, params.hidden_dim,
+                             params.bottleneck_dim, params.head_layers, params.norm_last_layer)
+        self.teacher_backbone = copy.deepcopy(backbone)
+        self.teacher_head = copy.deepcopy(self.head)
+        for p in [*self.teacher_backbone.parameters(), *self.teacher_head.parameters()]:
+            p.requires_grad_(False)
+        self.criterion = DINOLoss(params.out_dim, params.student_temp, params.teacher_temp,
+                                  params.warmup_teacher_temp, params.warmup_teacher_temp_steps,
+                                  params.center_momentum)
+        self.views = MultiCrop(params, input_size=shape[-1])
+        self.augment = augment
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.train()
+
+    def train(self, mode: bool = True) -> DINO:
+        super().train(mode)
+        self.teacher_backbone.eval()  # the teacher never trains (no dropout, fixed stats)
+        self.teacher_head.eval()
+        return self
+
+    def make_views(self, batch: torch.Tensor,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        glob, loc = self.views(batch, generator)
+        if self.augment is not None:
+            glob = self.augment(glob, generator)
+            loc = self.augment(loc, generator) if len(loc) else loc
+        return glob, loc
+
+    def loss(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        step = int(self.step)
+        glob, loc = self.make_views(batch, generator)
+        with torch.no_grad():
+            teacher = self.teacher_head(self.teacher_backbone(glob))
+        freeze = step < self.params.freeze_last_layer_steps
+        student = [self.head(self.backbone(glob), freeze_last_layer=freeze)]
+        if len(loc):  # another size: a second forward pass (ViTs interpolate positions)
+            student.append(self.head(self.backbone(loc), freeze_last_layer=freeze))
+        n_crops = 2 + len(loc) // batch.shape[0]
+        return self.criterion(torch.cat(student), teacher, n_crops=n_crops, step=step)
+
+    @torch.no_grad()
+    def on_step_end(self) -> None:
+        """Center update (over ranks), teacher EMA at this step's momentum, step + 1."""
+        self.criterion.update_center()
+        m = ema_momentum(int(self.step), self.params.momentum, self.params.total_steps)
+        for student, teacher in ((self.backbone, self.teacher_backbone),
+                                 (self.head, self.teacher_head)):
+            s = [p.detach() for p in student.parameters()]
+            t = [p for p in teacher.parameters()]
+            torch._foreach_mul_(t, m)
+            torch._foreach_add_(t, s, alpha=1.0 - m)
+        self.step += 1
