@@ -6,7 +6,7 @@ optimizer steps, after a warm-up). Part 2 streams one epoch of a rank's shard of
 :class:`~sslcore.data.parquet_pool.ParquetPool` for growing dataset sizes and reports rows/s
 and the peak resident memory the reader added, against what loading the pool whole would take.
 
-    python benchmarks/distributed_scaling.py --procs 1 2 --sizes 1000000 4000000 16000000
+    python benchmarks/distributed_scaling.py --procs 1 2 --sizes 1000000 4000000 10000000
 
 Writes ``benchmarks/results/distributed_scaling.md``.
 """
@@ -166,7 +166,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--rows", type=int, default=20_000)
     p.add_argument("--bf16", action="store_true")
-    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000, 16_000_000])
+    p.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000, 10_000_000])
     args = p.parse_args()
     if args.worker:
         worker(args)
@@ -174,7 +174,8 @@ def main() -> None:
 
     lines = [f"# Distributed pretraining and data-path scaling\n",
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
-             f"{'CUDA' if _cuda() else 'no GPU'}; date {dt.date.today()}.",
+             f"{'CUDA' if _cuda() else 'no GPU'}; date {dt.date.today()}; load average "
+             f"before the run {', '.join(f'{v:.1f}' for v in os.getloadavg())}.",
              f"Command: `python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}`\n",
              "## Pretraining samples/s, 1 vs N processes (same global batch and steps)\n",
              "| workload | processes | threads each | samples/s | vs 1 process |",
