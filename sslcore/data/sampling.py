@@ -76,8 +76,10 @@ def _group_subsets(y: np.ndarray, groups: np.ndarray, fractions: list[float], se
     ids, inverse = np.unique(groups, return_inverse=True)
     group_class = np.zeros(len(ids), dtype=np.int64)
     np.maximum.at(group_class, inverse, y)
+    # A group (a failure history) counts for every class among its rows: on run-to-failure
+    # data every group holds healthy rows too, so no group's *top* class is 0.
     for c in np.unique(y):
-        n = int((group_class == c).sum())
+        n = len(np.unique(inverse[y == c]))
         if n < min_per_class:
             raise DataError(
                 f"labeled pool has only {n} group(s) whose rows include class {c} (e.g. failure "

@@ -81,3 +81,14 @@ def test_groups_need_enough_positive_histories():
     y, groups = _histories()
     with pytest.raises(DataError, match=r"only 8 group\(s\).*class 1"):
         nested_subsets(y, [0.1], seed=0, min_per_class=9, groups=groups)
+
+
+def test_run_to_failure_groups_count_for_both_classes():
+    # Every group ends in a failure (C-MAPSS train units): no group is healthy-only, yet each
+    # holds healthy rows, so the fraction still samples them and both classes are present.
+    groups = np.repeat(np.arange(20), 10)
+    y = np.zeros(200, dtype=np.int64)
+    y[np.arange(200) % 10 >= 7] = 1
+    (subset,) = nested_subsets(y, [0.25], seed=0, min_per_class=2, groups=groups)
+    assert len(set(groups[subset.all])) == 5
+    assert set(y[subset.train]) == {0, 1} and set(y[subset.val]) == {0, 1}

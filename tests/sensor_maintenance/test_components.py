@@ -18,7 +18,12 @@ from sslcore_sensor_maintenance.backbones.patch_transformer import (
 )
 from sslcore_sensor_maintenance.backbones.tcn import TCNBackbone, TCNParams
 from sslcore_sensor_maintenance.baselines.window_features import STATS, window_stats
-from sslcore_sensor_maintenance.heads.rul_regression import RULRegression, RULRegressionParams
+from sslcore_sensor_maintenance.heads.rul_regression import (
+    RULRegression,
+    RULRegressionParams,
+    RULRegressionScratch,
+    RULRegressionScratchParams,
+)
 from sslcore_sensor_maintenance.pretext.masked_patches import MaskedPatches, MaskedPatchesParams
 from sslcore_sensor_maintenance.pretext.ts2vec import (
     TS2Vec,
@@ -36,7 +41,8 @@ def _tcn(seed: int = 0) -> TCNBackbone:
 
 
 def _rul_context(seed: int = 0, with_meta: bool = True):
-    ctx = tiny_context(SHAPE, seed=seed, encoder=_tcn(), budget=TINY_BUDGET)
+    ctx = tiny_context(SHAPE, seed=seed, encoder=_tcn(), budget=TINY_BUDGET,
+                       make_backbone=lambda: _tcn(7))
     ctx.encoder.fit_normalizer(ctx.unlabeled)
     if with_meta:
         for split, y in (("meta_train", ctx.y_train), ("meta_val", ctx.y_val)):
@@ -62,6 +68,21 @@ def test_rul_regression_fits_scores_and_is_deterministic():
     np.testing.assert_allclose(pickle.loads(pickle.dumps(head)).predict_scores(x_test), scores,
                                atol=1e-6)
     assert head.cap == 96.0  # 4 horizons
+
+
+def test_rul_regression_scratch_starts_from_a_fresh_backbone():
+    x_test = tiny_context(SHAPE, seed=5).x_train[:20]
+    ctx = _rul_context()
+    ctx.encoder = None  # the baseline arm has none
+    base = RULRegressionScratch(RULRegressionScratchParams())
+    base.fit(ctx)
+    scores = base.predict_scores(x_test)
+    assert scores.shape == (20,) and np.isfinite(scores).all()
+    again = RULRegressionScratch(RULRegressionScratchParams())
+    again.fit(_rul_context())
+    np.testing.assert_allclose(again.predict_scores(x_test), scores, atol=1e-5)
+    with pytest.raises(DataError, match="rul_regression_scratch needs the remaining useful life"):
+        RULRegressionScratch().fit(_rul_context(with_meta=False))
 
 
 def test_rul_regression_ranks_sooner_failures_higher():

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from mlflow import MlflowClient
 
+from mlflow import MlflowClient
 from sslcore.evaluate.event_metrics import EVENT_METRICS
 from sslcore_sensor_maintenance.recipe import DEFAULT_CONFIG, QUICK_OVERRIDES
 
@@ -19,7 +19,8 @@ FRACTIONS, SEEDS = [0.5, 1.0], [0]
 
 
 def tiny_config(tmp_path: Path) -> dict[str, Any]:
-    cheap = {"window_stats_gbm": {"max_iter": 20, "max_iter_no_val": 20},
+    gbm = {"max_iter": 20, "max_iter_no_val": 20}
+    cheap = {"window_stats_gbm": gbm, "gbm_on_stats_and_residuals": gbm,
              "window_stats_iforest": {"n_estimators": 20}, "linear_probe": {"Cs": [1.0]}}
     refs = [{"name": r["name"], "params": {**r.get("params", {}), **cheap.get(r["name"], {})}}
             for r in DEFAULT_CONFIG["heads"] + DEFAULT_CONFIG["baselines"]]

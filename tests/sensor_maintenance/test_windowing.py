@@ -36,9 +36,9 @@ def test_no_test_machine_reaches_the_unlabeled_or_labeled_pools(data):
 
 
 def test_normalizer_is_fitted_on_training_machines_only(data):
+    from sslcore.experiment import resolve_config
     from sslcore.plugins import load_registries
     from sslcore.train.build import build_pretraining
-    from sslcore.experiment import resolve_config
 
     reg = load_registries()
     cfg = resolve_config("sensor_maintenance", reg, overrides={

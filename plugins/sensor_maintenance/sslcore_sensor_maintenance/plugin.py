@@ -59,10 +59,14 @@ def sslcore_register_heads(registry):  # type: ignore[no-untyped-def]
 def sslcore_register_baselines(registry):  # type: ignore[no-untyped-def]
     from sslcore_sensor_maintenance.baselines import window_stats_detectors as det
     from sslcore_sensor_maintenance.baselines import window_stats_gbm
+    from sslcore_sensor_maintenance.heads import rul_regression
 
     registry.add("window_stats_gbm", window_stats_gbm.WindowStatsGBM,
                  params=window_stats_gbm.WindowStatsGBMParams,
                  description="gradient boosting on per-sensor window statistics")
+    registry.add("rul_regression_scratch", rul_regression.RULRegressionScratch,
+                 params=rul_regression.RULRegressionScratchParams,
+                 description="the rul_regression head on a randomly initialised backbone")
     registry.add("window_stats_iforest", det.WindowStatsIForest,
                  params=det.WindowStatsIForestParams,
                  description="pyod Isolation Forest on window statistics (no labels)")

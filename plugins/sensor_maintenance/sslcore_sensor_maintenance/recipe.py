@@ -1,12 +1,15 @@
 """The sensor_maintenance vertical's default experiment.
 
-Hourly sensor windows of a fleet (64 h, every 8 h), labelled "a failure within 72 h", split by
-machine. The SSL arm pretrains a dilated TCN on every training machine's windows without
-labels (masked patch reconstruction, PatchTST-style, with sensors masked independently) and
-then fits heads on the few labeled failure histories: fine-tuning, a linear probe, and
-remaining-useful-life regression. The baseline arm gets the same TCN from scratch, gradient
-boosting on window statistics, and two label-free detectors on those statistics, with the same
-labeled histories and the same budget. Label fractions count failure histories.
+Hourly sensor windows of a fleet (64 h, every 8 h), each expressed relative to its machine's
+own previous two weeks, labelled "a failure within 72 h" and split by machine. The SSL arm
+pretrains a dilated TCN on every training machine's windows without labels (masked patch
+reconstruction, PatchTST-style, sensors hidden independently: a normal-behaviour model), then
+fits heads on the few labeled failure histories: fine-tuning, a linear probe, remaining-
+useful-life regression, gradient boosting on window statistics plus the encoder's per-sensor
+residuals, and the label-free residual score. The baseline arm gets the same TCN from scratch
+(as a classifier and as a RUL regressor), gradient boosting on window statistics and two
+label-free pyod detectors on them, with the same labeled histories and the same budget. Label
+fractions count failure histories.
 """
 
 from __future__ import annotations
@@ -18,27 +21,40 @@ from sslcore.contracts import VerticalRecipe
 METRICS = ["auprc", "recall_at_1pct_fpr", "failures_detected_at_1pct_far",
            "failures_caught_ahead_at_1pct_far", "median_lead_time_at_1pct_far"]
 
+DATASET: dict[str, Any] = {
+    "name": "sensor_synthetic",
+    "params": {"n_machines": 100, "hours": 4000, "window": 64, "stride": 8, "horizon": 72.0,
+               "machine_baseline": 336.0},
+}
+
 DEFAULT_CONFIG: dict[str, Any] = {
-    "dataset": {"name": "sensor_synthetic",
-                "params": {"n_machines": 100, "hours": 4000, "window": 64, "stride": 8,
-                           "horizon": 72.0}},
-    "backbone": {"name": "tcn", "params": {"channels": 64, "embed_dim": 128}},
-    "pretext": {"name": "masked_patches", "params": {"patch_len": 8, "mask_ratio": 0.4}},
+    "dataset": DATASET,
+    "backbone": {"name": "tcn", "params": {"channels": 64, "stem_stride": 4, "embed_dim": 128}},
+    "pretext": {"name": "masked_patches",
+                "params": {"patch_len": 8, "mask_ratio": 0.4, "sensor_mask_prob": 0.2}},
     "augmentations": [],
-    "heads": [{"name": "linear_probe"}, {"name": "finetune"}, {"name": "rul_regression"}],
-    "baselines": [{"name": "scratch"}, {"name": "window_stats_gbm"},
-                  {"name": "window_stats_iforest"}, {"name": "window_stats_ecod"}],
-    "pretrain": {"epochs": 20, "batch_size": 256, "lr": 1e-3, "warmup_steps": 50,
+    # Discriminative fine-tuning (backbone LR x 0.3): on a development fleet (generator seed 1,
+    # 3 seeds) test AUPRC 0.315-0.327 at 5% of the failure histories vs 0.279 at scale 1.0.
+    "heads": [{"name": "finetune", "params": {"backbone_lr_scale": 0.3}},
+              {"name": "linear_probe"}, {"name": "rul_regression"},
+              {"name": "gbm_on_stats_and_residuals"}, {"name": "reconstruction_anomaly"}],
+    "baselines": [{"name": "scratch"}, {"name": "rul_regression_scratch"},
+                  {"name": "window_stats_gbm"}, {"name": "window_stats_iforest"},
+                  {"name": "window_stats_ecod"}],
+    "pretrain": {"epochs": 15, "batch_size": 256, "lr": 1e-3, "warmup_steps": 50,
                  "checkpoint_every": 500},
-    "finetune": {"epochs": 30, "batch_size": 256, "lr": 1e-3, "patience": 5},
+    "finetune": {"epochs": 20, "batch_size": 256, "lr": 1e-3, "patience": 4},
     "evaluation": {"label_fractions": [0.05, 0.1, 0.25, 1.0], "seeds": [0, 1, 2],
                    "metrics": METRICS, "primary_metric": "auprc"},
 }
 
+# --quick: a 60-machine fleet, short pretraining and fine-tuning, one seed, the few-label
+# fractions only (every method and metric kept), so the demo fits in a few minutes on 2 cores.
 QUICK_OVERRIDES: dict[str, Any] = {
-    "pretrain": {"epochs": 5},
-    "finetune": {"epochs": 10, "patience": 3},
-    "evaluation": {"label_fractions": [0.05, 0.1, 1.0], "seeds": [0]},
+    "dataset": {"name": "sensor_synthetic", "params": {"n_machines": 60}},
+    "pretrain": {"epochs": 4},
+    "finetune": {"epochs": 8, "patience": 3},
+    "evaluation": {"label_fractions": [0.05, 0.1, 0.25], "seeds": [0]},
 }
 
 

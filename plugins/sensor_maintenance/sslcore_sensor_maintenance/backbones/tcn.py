@@ -6,10 +6,10 @@ sequences; TS2Vec (Yue et al., AAAI 2022) uses the same kind of encoder for its 
 representations. Here the convolutions are non-causal ("same" padding: the whole window is
 known at prediction time), dilations double per block so the receptive field covers the
 window, and every position keeps its own features (tokens) for the masked and contrastive
-pretext tasks. A strided stem first summarizes ``stem_stride`` steps per position (hourly readings ->
-4-hour tokens by default): four times less compute on a CPU, and a degradation that builds
-over days loses nothing. With kernel 3 and dilations 1..8 the receptive field is 31 tokens,
-124 hours: the whole default window. BatchNorm over batch x time.
+pretext tasks. A strided stem first summarizes ``stem_stride`` steps per position (hourly
+readings -> 4-hour tokens by default): four times less compute on a CPU, and a degradation
+that builds over days loses nothing. With kernel 3 and dilations 1..8 the receptive field is
+31 tokens, 124 hours: the whole default window. BatchNorm over batch x time.
 
 Example::
 

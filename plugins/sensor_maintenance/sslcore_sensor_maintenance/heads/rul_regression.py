@@ -17,6 +17,10 @@ means a sooner failure, so it is compared with the classifiers on the same metri
 Needs ``ctx.meta_train["rul"]`` (and ``meta_val``); ``horizon`` from the meta sets the default
 cap (4 horizons).
 
+The same regression from a randomly initialised backbone (``ctx.make_backbone()``) is the
+baseline ``rul_regression_scratch``: the richer RUL target is label information both arms may
+use, so only the starting weights differ.
+
 Example::
 
     head = RULRegression(RULRegressionParams())
@@ -38,7 +42,7 @@ from sslcore.builtins.heads.embedding_anomaly import require_encoder
 from sslcore.contracts import FitContext
 from sslcore.errors import DataError
 from sslcore.evaluate.event_metrics import DEFAULT_HORIZON
-from sslcore.train.supervised import epoch_batches, selection_score
+from sslcore.train.supervised import epoch_batches, prepare_backbone, selection_score
 
 
 class RULRegressionParams(BaseModel):
@@ -48,6 +52,13 @@ class RULRegressionParams(BaseModel):
                                   "4 x the label horizon")
     freeze_backbone: bool = Field(False, description="train the output layer only")
     backbone_lr_scale: float = Field(1.0, gt=0, le=1.0)
+
+
+class RULRegressionScratchParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rul_cap: float | None = Field(None, gt=0, description="targets are min(rul, cap); default "
+                                  "4 x the label horizon")
 
 
 def rul_targets(meta: dict[str, np.ndarray], cap: float) -> tuple[np.ndarray, np.ndarray]:
@@ -72,28 +83,31 @@ class RULRegression:
     """
 
     uses_labels = True
+    name = "rul_regression"
 
-    def __init__(self, params: RULRegressionParams | None = None) -> None:
+    def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params or RULRegressionParams()
         self.model: nn.Module | None = None
         self.device = torch.device("cpu")
         self.cap = 0.0
 
+    def _encoder(self, ctx: FitContext) -> nn.Module:
+        return require_encoder(self.name, ctx)
+
     def fit(self, ctx: FitContext) -> None:
-        encoder = require_encoder("rul_regression", ctx)
         if ctx.num_classes != 2:
-            raise DataError(f"rul_regression scores 'failure within the horizon' (2 classes); "
-                            f"this task has {ctx.num_classes}: remove the head")
+            raise DataError(f"{self.name} scores 'failure within the horizon' (2 classes); "
+                            f"this task has {ctx.num_classes}: remove it")
         if "rul" not in ctx.meta_train:
-            raise DataError("rul_regression needs the remaining useful life of every labeled "
+            raise DataError(f"{self.name} needs the remaining useful life of every labeled "
                             "window (labeled_meta['rul']: time to the next failure, inf if "
-                            "none); this dataset has no run-to-failure histories: remove the "
-                            "head")
+                            "none); this dataset has no run-to-failure histories: remove it")
+        encoder = self._encoder(ctx)
         horizon = float(np.asarray(ctx.meta_train.get("horizon", [DEFAULT_HORIZON]))[0])
         self.cap = self.params.rul_cap or 4.0 * horizon
         target, keep = rul_targets(ctx.meta_train, self.cap)
         if not keep.any():
-            raise DataError("rul_regression: no labeled window has a known remaining useful "
+            raise DataError(f"{self.name}: no labeled window has a known remaining useful "
                             f"life (failure ahead, or at least {self.cap:g} of record after it)")
         self.device = ctx.device
         devices = [ctx.device] if ctx.device.type == "cuda" else []
@@ -104,7 +118,9 @@ class RULRegression:
 
     def _train(self, model: nn.Sequential, ctx: FitContext, target: np.ndarray,
                keep: np.ndarray) -> nn.Sequential:
-        p, budget = self.params, ctx.budget
+        p = RULRegressionParams.model_validate(
+            self.params.model_dump(include=set(RULRegressionParams.model_fields)))
+        budget = ctx.budget
         x = torch.as_tensor(np.ascontiguousarray(ctx.x_train[keep]), dtype=torch.float32)
         t = torch.as_tensor(target[keep])
         y = np.asarray(ctx.y_train)[keep]
@@ -170,5 +186,23 @@ class RULRegression:
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:
-            raise RuntimeError("rul_regression: call fit() before predict_scores()")
+            raise RuntimeError(f"{self.name}: call fit() before predict_scores()")
         return self._scores(self.model, x)
+
+
+class RULRegressionScratch(RULRegression):
+    """The baseline: the same RUL regression from a randomly initialised backbone.
+
+    The backbone's label-free normalizer is fitted on the unlabeled pool, as for ``scratch``.
+    """
+
+    name = "rul_regression_scratch"
+
+    def _encoder(self, ctx: FitContext) -> nn.Module:
+        devices = [ctx.device] if ctx.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(ctx.seed)  # the random init is part of the seed's draw
+            backbone = ctx.make_backbone()
+        if not bool(getattr(backbone, "normalizer_fitted", False)):
+            prepare_backbone(backbone, ctx.unlabeled)
+        return backbone
