@@ -188,6 +188,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.filterwarnings("ignore:embeddings look collapsed")  # a 6-d toy encoder
 def test_checkpoint_resume_continues_exactly(tmp_path):
     """A run killed after step 5 (last checkpoint: step 3, mid-epoch) and resumed matches an
     uninterrupted run: teacher, center, step counter and schedules are all restored."""
