@@ -12,7 +12,7 @@ from torch import nn
 
 from sslcore.config import PretrainConfig
 from sslcore.train.pretrain import pretrain_encoder
-from sslcore_satellite.dino import DINO, DINOParams, ema_momentum
+from sslcore_satellite.dino import DINO, DINOParams
 from sslcore_satellite.dino_head import DINOHead
 from sslcore_satellite.dino_loss import DINOLoss, dino_cross_entropy, teacher_temperature
 from sslcore_satellite.multicrop import (MultiCrop, MultiCropParams, crop_flip_rotate,
@@ -85,21 +85,33 @@ def test_loss_matches_a_hand_computed_cross_entropy_over_crop_pairs():
                               0.5).item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_ema_momentum_follows_a_cosine_from_base_to_one():
-    assert ema_momentum(0, 0.9, 4) == pytest.approx(0.9)
-    assert ema_momentum(2, 0.9, 4) == pytest.approx(0.95)
-    assert ema_momentum(4, 0.9, 4) == pytest.approx(1.0)
-    assert ema_momentum(9, 0.9, 4) == pytest.approx(1.0)
-    assert ema_momentum(3, 0.9, None) == pytest.approx(0.9)
-
-
-def test_on_step_end_moves_the_teacher_by_the_ema_and_counts_steps():
-    task = tiny_dino(momentum=0.9, total_steps=None)
+def _student_ones_teacher_zeros(task: DINO) -> None:
     with torch.no_grad():
         for p in task.backbone.parameters():
             p.fill_(1.0)
         for p in task.teacher_backbone.parameters():
             p.fill_(0.0)
+
+
+def test_teacher_momentum_follows_a_cosine_over_the_runs_steps():
+    """m_k = 1 - (1 - m_0)(cos(pi k / K) + 1) / 2, with K from on_train_begin when unset."""
+    task = tiny_dino(momentum=0.9, total_steps=None)
+    task.on_train_begin(4)
+    seen = []
+    for _ in range(5):
+        _student_ones_teacher_zeros(task)
+        task.on_step_end()
+        seen.append(1.0 - next(task.teacher_backbone.parameters()).flatten()[0].item())
+    assert seen == pytest.approx([0.9, 0.9 + 0.1 * (1 - math.cos(math.pi / 4)) / 2, 0.95,
+                                  0.9 + 0.1 * (1 - math.cos(3 * math.pi / 4)) / 2, 1.0])
+    fixed = tiny_dino(momentum=0.9, total_steps=2)
+    fixed.on_train_begin(100)  # an explicit total_steps wins
+    assert fixed.total_steps == 2
+
+
+def test_on_step_end_moves_the_teacher_by_the_ema_and_counts_steps():
+    task = tiny_dino(momentum=0.9, total_steps=None)
+    _student_ones_teacher_zeros(task)
     task.on_step_end()
     for p in task.teacher_backbone.parameters():
         assert torch.allclose(p, torch.full_like(p, 0.1))

@@ -44,3 +44,32 @@ def test_band_features_refuse_a_band_order_that_does_not_fit():
     with pytest.raises(DataError, match="needs 13 bands but the tiles have 3"):
         band_features(np.zeros((1, 3, 4, 4), np.float32), "sentinel2")
     assert band_features(np.zeros((1, 3, 4, 4), np.float32), "rgb").shape == (1, 15 + 2 + 5)
+
+
+class _Mean(torch.nn.Module):
+    """A stand-in encoder whose 2-d embedding is each tile's mean of bands 0 and 1."""
+
+    embed_dim = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :2].mean(dim=(2, 3))
+
+
+def test_band_stats_embedding_logreg_appends_the_embedding_and_needs_an_encoder():
+    from sslcore.errors import ConfigError
+    from sslcore.testing import tiny_context
+    from sslcore_satellite.band_stats_embedding import BandStatsEmbeddingLogReg
+    from sslcore_satellite.band_stats_logreg import BandStatsLogReg, BandStatsLogRegParams
+
+    ctx = tiny_context((N_BANDS, 8, 8), num_classes=3, encoder=_Mean())
+    head = BandStatsEmbeddingLogReg(BandStatsLogRegParams(Cs=[1.0]))
+    head.fit(ctx)
+    base = BandStatsLogReg(BandStatsLogRegParams(Cs=[1.0]))
+    base.fit(ctx)
+    assert head.model.coef_.shape[1] == base.model.coef_.shape[1] + 2
+    expected = ctx.x_val[:, :2].mean(axis=(2, 3))
+    np.testing.assert_allclose(head._features(ctx.x_val)[:, -2:], expected, rtol=1e-5)
+    assert head.predict_scores(ctx.x_val).shape == (len(ctx.x_val), 3)
+    ctx.encoder = None
+    with pytest.raises(ConfigError, match="band_stats_embedding_logreg"):
+        BandStatsEmbeddingLogReg().fit(ctx)

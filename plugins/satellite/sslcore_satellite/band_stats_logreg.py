@@ -49,6 +49,7 @@ class BandStatsLogReg:
     """
 
     uses_labels = True
+    name = "band_stats_logreg"
 
     def __init__(self, params: BandStatsLogRegParams | None = None) -> None:
         self.params = params or BandStatsLogRegParams()
@@ -62,14 +63,16 @@ class BandStatsLogReg:
         from sklearn.preprocessing import StandardScaler
 
         if len(np.unique(ctx.y_train)) < 2:
-            raise DataError("band_stats_logreg: the training split holds a single class; it "
+            raise DataError(f"{self.name}: the training split holds a single class; it "
                             "needs examples of at least two")
         self.num_classes = ctx.num_classes
         self.order = resolve_band_order(self.params.band_order, np.asarray(ctx.x_train).shape[1])
-        self.scaler = StandardScaler().fit(band_features(ctx.x_train, self.order))
-        f_train = self.scaler.transform(band_features(ctx.x_train, self.order))
+        self._prepare(ctx)
+        raw_train = self._features(ctx.x_train)
+        self.scaler = StandardScaler().fit(raw_train)
+        f_train = self.scaler.transform(raw_train)
         has_val = len(ctx.y_val) > 0
-        f_val = self.scaler.transform(band_features(ctx.x_val, self.order)) if has_val else None
+        f_val = self.scaler.transform(self._features(ctx.x_val)) if has_val else None
         grid = sorted(self.params.Cs)
         grid = grid if has_val else [grid[len(grid) // 2]]
         best: tuple[tuple[float, ...], Any] | None = None
@@ -89,8 +92,14 @@ class BandStatsLogReg:
         assert best is not None
         self.model = best[1]
 
+    def _prepare(self, ctx: FitContext) -> None:
+        """Hook for subclasses that need more than the tiles (e.g. the encoder)."""
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        return band_features(x, self.order)
+
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:
-            raise RuntimeError("band_stats_logreg: call fit() before predict_scores()")
-        f = self.scaler.transform(band_features(x, self.order))
+            raise RuntimeError(f"{self.name}: call fit() before predict_scores()")
+        f = self.scaler.transform(self._features(x))
         return proba_to_scores(self.model.predict_proba(f), self.model.classes_, self.num_classes)

@@ -27,11 +27,11 @@ Example::
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sslcore.builtins.pretext.byol import cosine_momentum
 from sslcore.contracts import Augmentation, Backbone, PretextTask
 from sslcore.errors import ConfigError
 from sslcore_satellite.dino_head import DINOHead
@@ -57,8 +57,9 @@ class DINOParams(MultiCropParams):
     warmup_teacher_temp_steps: int = Field(0, ge=0)
     center_momentum: float = Field(0.9, ge=0, lt=1)
     momentum: float = Field(0.996, ge=0, le=1, description="teacher EMA momentum at step 0")
-    total_steps: int | None = Field(None, ge=1, description="optimizer steps of the run, for "
-                                    "the cosine momentum schedule; None keeps it constant")
+    total_steps: int | None = Field(None, ge=1, description="optimizer steps of the cosine "
+                                    "momentum schedule; None: the run's, which the pretraining "
+                                    "loop passes to on_train_begin()")
 
     @model_validator(mode="after")
     def _warmup_fits(self) -> DINOParams:
@@ -66,14 +67,6 @@ class DINOParams(MultiCropParams):
             raise ValueError(f"warmup_teacher_temp_steps ({self.warmup_teacher_temp_steps}) "
                              f"exceeds total_steps ({self.total_steps})")
         return self
-
-
-def ema_momentum(step: int, base: float, total_steps: int | None) -> float:
-    """Cosine schedule from ``base`` (step 0) to 1 (step ``total_steps``)."""
-    if total_steps is None:
-        return float(base)
-    progress = min(step, total_steps) / total_steps
-    return float(1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0)
 
 
 class DINO(PretextTask):
@@ -112,7 +105,12 @@ class DINO(PretextTask):
         self.views = MultiCrop(params, input_size=shape[-1])
         self.augment = augment
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.total_steps = params.total_steps
         self.train()
+
+    def on_train_begin(self, total_steps: int) -> None:
+        if self.params.total_steps is None:
+            self.total_steps = total_steps
 
     def train(self, mode: bool = True) -> DINO:
         super().train(mode)
@@ -144,7 +142,7 @@ class DINO(PretextTask):
     def on_step_end(self) -> None:
         """Center update (over ranks), teacher EMA at this step's momentum, step + 1."""
         self.criterion.update_center()
-        m = ema_momentum(int(self.step), self.params.momentum, self.params.total_steps)
+        m = cosine_momentum(int(self.step), self.params.momentum, self.total_steps)
         for student, teacher in ((self.backbone, self.teacher_backbone),
                                  (self.head, self.teacher_head)):
             s = [p.detach() for p in student.parameters()]

@@ -1,0 +1,43 @@
+"""SSL-arm head: logistic regression on the band statistics *and* the frozen encoder's embedding.
+
+What tells land covers apart on multispectral tiles is partly spectral (vegetation bright in
+near infrared, water dark in short-wave infrared), which per-band statistics capture with no
+learning at all, and partly spatial (field rows, road lines, building blocks, river curves),
+which statistics miss and a pretrained encoder sees. This head gives one class-balanced L2
+logistic regression both: the ``band_stats_logreg`` baseline's standardized features next to
+the standardized embedding, ``C`` chosen on the validation split the same way. The baseline arm
+keeps ``band_stats_logreg`` on the statistics alone, so the difference between the two is what
+pretraining adds on the same labeled tiles.
+
+Example::
+
+    head = BandStatsEmbeddingLogReg(BandStatsLogRegParams())
+    head.fit(ctx)                       # ctx.encoder: the pretrained backbone
+    proba = head.predict_scores(x_test)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sslcore.builtins.heads.embedding_anomaly import require_encoder
+from sslcore.contracts import FitContext
+from sslcore.train.supervised import embed
+from sslcore_satellite.band_stats import band_features
+from sslcore_satellite.band_stats_logreg import BandStatsLogReg
+
+
+class BandStatsEmbeddingLogReg(BandStatsLogReg):
+    """``band_stats_logreg`` with the frozen pretrained embedding appended to its features."""
+
+    name = "band_stats_embedding_logreg"
+
+    def _prepare(self, ctx: FitContext) -> None:
+        self.encoder = require_encoder(self.name, ctx)
+        self.device = ctx.device
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        stats = band_features(x, self.order)
+        emb = embed(self.encoder, x, getattr(self, "device", torch.device("cpu")))
+        return np.concatenate([stats, emb.astype(stats.dtype, copy=False)], axis=1)
