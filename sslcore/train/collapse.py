@@ -85,6 +85,9 @@ class CollapseMonitor:
     Args:
         std_threshold: warn when ``embedding_std`` falls below this (0 disables the std check).
         rank_threshold: warn when ``effective_rank`` falls below this.
+        grace_steps: record but never warn up to this step (the learning-rate warm-up): a
+            freshly initialised network maps similar inputs to similar, non-negative features
+            (low ``embedding_std``) before any training has had a chance to collapse it.
 
     Examples:
         >>> monitor = CollapseMonitor(std_threshold=0.01)
@@ -93,9 +96,11 @@ class CollapseMonitor:
         ['effective_rank', 'embedding_std']
     """
 
-    def __init__(self, std_threshold: float = 0.01, rank_threshold: float = RANK_THRESHOLD) -> None:
+    def __init__(self, std_threshold: float = 0.01, rank_threshold: float = RANK_THRESHOLD,
+                 grace_steps: int = 0) -> None:
         self.std_threshold = std_threshold
         self.rank_threshold = rank_threshold
+        self.grace_steps = grace_steps
         self.history: list[dict[str, float]] = []
         self.warned = False
 
@@ -103,7 +108,7 @@ class CollapseMonitor:
         """Compute both statistics on ``z``, record them at ``step`` and return them."""
         stats = {"embedding_std": embedding_std(z), "effective_rank": effective_rank(z)}
         self.history.append({"step": float(step), **stats})
-        if self.is_collapsed(stats) and not self.warned:
+        if step > self.grace_steps and self.is_collapsed(stats) and not self.warned:
             self.warned = True  # once per run: a warning every log step would drown the log
             msg = (f"embeddings look collapsed at step {step}: embedding_std="
                    f"{stats['embedding_std']:.4g} (threshold {self.std_threshold:g}, healthy "

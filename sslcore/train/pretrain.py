@@ -322,7 +322,8 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
                             fused=True if dev.type == "cuda" else None)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, partial(warmup_cosine, warmup=cfg.warmup_steps, total=total))
-    monitor = CollapseMonitor(std_threshold=cfg.collapse_std_threshold)
+    monitor = CollapseMonitor(std_threshold=cfg.collapse_std_threshold,
+                              grace_steps=cfg.warmup_steps)
     ckpt = Path(checkpoint_dir) / LAST
     step = epoch = pos = 0
     losses: list[float] = []

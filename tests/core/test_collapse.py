@@ -67,6 +67,17 @@ def test_monitor_warns_once_on_collapse():
     assert [h["step"] for h in monitor.history] == [10.0, 20.0]
 
 
+def test_monitor_records_but_does_not_warn_during_the_warmup():
+    monitor = CollapseMonitor(std_threshold=0.01, grace_steps=10)
+    constant = torch.full((32, 16), 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monitor.update(constant, step=10)
+    assert not monitor.warned and len(monitor.history) == 1
+    with pytest.warns(CollapseWarning, match="collapsed at step 12"):
+        monitor.update(constant, step=12)
+
+
 def test_monitor_silent_on_random_embeddings():
     monitor = CollapseMonitor(std_threshold=0.01)
     g = torch.Generator().manual_seed(0)
