@@ -29,7 +29,7 @@ def _dino(n_unlabeled: int, batch_size: int, n_local: int) -> dict[str, Any]:
 
 
 _BATCH = 64
-# Sized for 2 CPU cores (about 12 minutes of pretraining with bf16 there); on a GPU raise the
+# Sized for 2 CPU cores (about 25 minutes of pretraining on one thread, bf16); on a GPU raise the
 # pool, the epochs and n_local (DINO's default is 6 local crops).
 _FULL = {"n_unlabeled": 3072, "epochs": 6, "n_local": 4}
 _QUICK = {"n_unlabeled": 1024, "epochs": 2, "n_local": 2}
