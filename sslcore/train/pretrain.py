@@ -44,10 +44,11 @@ from sslcore.config import PretrainConfig
 from sslcore.contracts import PretextTask
 from sslcore.data.parquet_pool import ParquetPool
 from sslcore.distributed import init_distributed, rank, world_size
-from sslcore.errors import CheckpointError, ConfigError, DataError, SSLCoreError
+from sslcore.errors import CheckpointError, ConfigError, SSLCoreError
 from sslcore.train.checkpoint import LAST, load_checkpoint, save_checkpoint
 from sslcore.train.collapse import CollapseMonitor, embed
 from sslcore.train.sync_batchnorm import sync_batchnorm
+from sslcore.train.unlabeled_pool import prepare_pool
 
 GRAD_CLIP_NORM = 1.0
 # Fields that fix which rows form each batch: a resumed run must not change them.
@@ -120,67 +121,6 @@ def _validate(task: PretextTask, cfg: PretrainConfig, world: int) -> None:
             f"pretrain.batch_size: {cfg.batch_size} (the global batch) must be divisible by "
             f"world size {world} x pretrain.grad_accum_steps {cfg.grad_accum_steps} = {unit}; "
             f"use a multiple of {unit}, e.g. {max(unit, cfg.batch_size // unit * unit)}")
-
-
-class _MemmapRows:
-    """A memory-mapped pool (e.g. an image decode cache): each batch reads only its rows."""
-
-    def __init__(self, arr: np.ndarray, index: np.ndarray | None = None) -> None:
-        self.arr, self.index = arr, index
-        n = len(arr) if index is None else len(index)
-        self.shape = (n, *arr.shape[1:])
-
-    def index_select(self, dim: int, idx: torch.Tensor) -> torch.Tensor:
-        rows = idx.numpy() if self.index is None else self.index[idx.numpy()]
-        return torch.from_numpy(np.asarray(self.arr[rows], dtype=np.float32))
-
-
-def _prepare_pool(unlabeled: Any, cfg: PretrainConfig,
-                  world: int) -> torch.Tensor | _MemmapRows | ParquetPool:
-    """The unlabeled pool, subsampled and checked for size: a CPU tensor (float32 if floating),
-    or rows read on demand (a memory-mapped array, a sharded Parquet pool)."""
-    if isinstance(unlabeled, ParquetPool):
-        if unlabeled.n_rows < cfg.batch_size:
-            raise DataError(f"the Parquet pool has {unlabeled.n_rows} rows, fewer than one "
-                            f"global batch (pretrain.batch_size={cfg.batch_size})")
-        return unlabeled
-    if isinstance(unlabeled, np.memmap):
-        index = None
-        if cfg.max_unlabeled is not None and len(unlabeled) > cfg.max_unlabeled:
-            g = torch.Generator().manual_seed(_seed(cfg.seed, _SUBSAMPLE))
-            index = torch.randperm(len(unlabeled), generator=g)[:cfg.max_unlabeled].sort()
-            index = index.values.numpy()
-        rows = _MemmapRows(unlabeled, index)
-        if rows.shape[0] < cfg.batch_size:
-            raise DataError(f"the unlabeled pool has {rows.shape[0]} rows, fewer than one "
-                            f"global batch (pretrain.batch_size={cfg.batch_size})")
-        return rows
-    if isinstance(unlabeled, torch.Tensor):
-        data = unlabeled.detach().cpu()
-    else:
-        arr = np.asarray(unlabeled)
-        if arr.dtype == object:
-            raise DataError("the unlabeled pool is an object array; pass numeric features")
-        if not arr.flags.writeable:  # torch.from_numpy warns on read-only arrays
-            arr = arr.copy()
-        data = torch.from_numpy(np.ascontiguousarray(arr))  # shares memory: no copy
-    if data.ndim == 0 or data.shape[0] == 0:
-        raise DataError("the unlabeled pool is empty: pretraining needs at least one global "
-                        f"batch (pretrain.batch_size={cfg.batch_size}) of unlabeled rows")
-    if data.is_floating_point() and data.dtype != torch.float32:
-        data = data.float()  # models are float32; bf16 is autocast's job, not the data's
-    n, cap = data.shape[0], cfg.max_unlabeled
-    if cap is not None and n > cap:
-        g = torch.Generator().manual_seed(_seed(cfg.seed, _SUBSAMPLE))
-        data = data.index_select(0, torch.randperm(n, generator=g)[:cap].sort().values)
-    if data.shape[0] < cfg.batch_size:
-        unit = world * cfg.grad_accum_steps
-        note = f" (after pretrain.max_unlabeled={cap})" if cap is not None and n > cap else ""
-        raise DataError(
-            f"the unlabeled pool has {data.shape[0]} rows{note}, fewer than one global batch "
-            f"(pretrain.batch_size={cfg.batch_size}); lower pretrain.batch_size to at most "
-            f"{max(unit, data.shape[0] // unit * unit)} (a multiple of {unit}) or add data")
-    return data
 
 
 def _agree(value: int, device: torch.device) -> bool:
@@ -296,7 +236,7 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
     """
     world, rk = world_size(), rank()
     _validate(task, cfg, world)  # everything checkable is checked before any work, on all ranks
-    data = _prepare_pool(unlabeled, cfg, world)
+    data = prepare_pool(unlabeled, cfg, world, _seed(cfg.seed, _SUBSAMPLE))
     dev = init_distributed(device)  # the backend follows the device: NCCL for CUDA, else gloo
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -322,8 +262,7 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
                             fused=True if dev.type == "cuda" else None)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, partial(warmup_cosine, warmup=cfg.warmup_steps, total=total))
-    monitor = CollapseMonitor(std_threshold=cfg.collapse_std_threshold,
-                              grace_steps=cfg.warmup_steps)
+    monitor = CollapseMonitor(cfg.collapse_std_threshold, grace_steps=cfg.warmup_steps)
     ckpt = Path(checkpoint_dir) / LAST
     step = epoch = pos = 0
     losses: list[float] = []

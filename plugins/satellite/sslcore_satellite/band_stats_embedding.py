@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from sslcore.builtins.heads.embedding_anomaly import require_encoder
 from sslcore.contracts import FitContext
@@ -39,5 +38,5 @@ class BandStatsEmbeddingLogReg(BandStatsLogReg):
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         stats = band_features(x, self.order)
-        emb = embed(self.encoder, x, getattr(self, "device", torch.device("cpu")))
+        emb = embed(self.encoder, x, self.device)
         return np.concatenate([stats, emb.astype(stats.dtype, copy=False)], axis=1)

@@ -28,6 +28,19 @@ from sslcore.train.supervised import (
 )
 
 
+def fresh_backbone(ctx: FitContext, fit_normalizer: bool = True) -> torch.nn.Module:
+    """A randomly initialised backbone for a baseline, seeded by ``ctx.seed`` without touching
+    the caller's RNG, its label-free normalizer fitted on the unlabeled pool."""
+    devices = [ctx.device] if ctx.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(ctx.seed)  # the random init is part of the seed's draw
+        backbone = ctx.make_backbone()
+    # make_backbone() may already have fitted it on the same pool; fitting is idempotent.
+    if fit_normalizer and not bool(getattr(backbone, "normalizer_fitted", False)):
+        prepare_backbone(backbone, ctx.unlabeled)
+    return backbone
+
+
 class ScratchParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -50,13 +63,7 @@ class Scratch:
         self.device = torch.device("cpu")
 
     def fit(self, ctx: FitContext) -> None:
-        devices = [ctx.device] if ctx.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.seed)  # the random init is part of the seed's draw
-            backbone = ctx.make_backbone()
-        # make_backbone() may already have fitted it on the same pool; fitting is idempotent.
-        if self.params.fit_normalizer and not bool(getattr(backbone, "normalizer_fitted", False)):
-            prepare_backbone(backbone, ctx.unlabeled)
+        backbone = fresh_backbone(ctx, fit_normalizer=self.params.fit_normalizer)
         self.device = ctx.device
         self.model = train_classifier(
             backbone, ctx.num_classes, ctx.x_train, ctx.y_train, ctx.x_val, ctx.y_val,

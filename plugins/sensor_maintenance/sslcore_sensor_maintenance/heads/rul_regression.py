@@ -38,11 +38,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from sslcore.builtins.baselines.scratch import fresh_backbone
 from sslcore.builtins.heads.embedding_anomaly import require_encoder
 from sslcore.contracts import FitContext
 from sslcore.errors import DataError
 from sslcore.evaluate.event_metrics import DEFAULT_HORIZON
-from sslcore.train.supervised import epoch_batches, prepare_backbone, selection_score
+from sslcore.train.supervised import epoch_batches, selection_score
 
 
 class RULRegressionParams(BaseModel):
@@ -199,10 +200,4 @@ class RULRegressionScratch(RULRegression):
     name = "rul_regression_scratch"
 
     def _encoder(self, ctx: FitContext) -> nn.Module:
-        devices = [ctx.device] if ctx.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.seed)  # the random init is part of the seed's draw
-            backbone = ctx.make_backbone()
-        if not bool(getattr(backbone, "normalizer_fitted", False)):
-            prepare_backbone(backbone, ctx.unlabeled)
-        return backbone
+        return fresh_backbone(ctx)
