@@ -137,7 +137,7 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     subset = nested_subsets(ssl_data.labeled_y, [label_fraction], seed,
                             min_per_class=ev.min_labeled_per_class, val_fraction=ev.val_fraction)[0]
     ctx = fit_context(ssl_data, subset, cfg, device=device, make_backbone=built.make_backbone,
-                      augment=built.augment, encoder=built.task.backbone.to(device).eval())
+                      augment=built.finetune_augment, encoder=built.task.backbone.to(device).eval())
     head = registries.heads.get(refs[method].name).build(refs[method].params)
     head.fit(ctx)
     return head

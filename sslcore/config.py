@@ -107,6 +107,11 @@ class ExperimentConfig(_Strict):
     vertical: str
     dataset: ComponentRef
     augmentations: list[ComponentRef] = Field(default_factory=list)
+    finetune_augmentations: list[ComponentRef] | None = Field(
+        None, description="augmentations for supervised training in both arms (fine-tuning, "
+        "from-scratch baselines); None: the pretraining augmentations. Pretraining "
+        "augmentations set what the encoder learns to ignore; supervised training may need "
+        "other ones")
     backbone: ComponentRef
     pretext: ComponentRef
     heads: list[ComponentRef]
@@ -178,6 +183,8 @@ def check_components(cfg: ExperimentConfig, registries: Any, metric_names: list[
         ("dataset", "datasets", cfg.dataset), ("backbone", "backbones", cfg.backbone),
         ("pretext", "pretext_tasks", cfg.pretext)]
     refs += [(f"augmentations[{i}]", "augmentations", r) for i, r in enumerate(cfg.augmentations)]
+    refs += [(f"finetune_augmentations[{i}]", "augmentations", r)
+             for i, r in enumerate(cfg.finetune_augmentations or [])]
     refs += [(f"heads[{i}]", "heads", r) for i, r in enumerate(cfg.heads)]
     refs += [(f"baselines[{i}]", "baselines", r) for i, r in enumerate(cfg.baselines)]
     for path, kind, ref in refs:

@@ -179,8 +179,8 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                 metrics=metrics)
 
         timings = {"pretrain": time.perf_counter() - start}
-        sweep = run_sweep(cfg, registries, data, encoder, built.make_backbone, built.augment,
-                          device, log_child, progress)
+        sweep = run_sweep(cfg, registries, data, encoder, built.make_backbone,
+                          built.finetune_augment, device, log_child, progress)
         timings |= {f"fit.{k}": v for k, v in sweep.timings.items()}
         mlflow_metrics = {f"seconds.{k}": v for k, v in timings.items()}
         table = summarize(sweep.results)

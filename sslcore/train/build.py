@@ -20,6 +20,7 @@ class Built:
     task: PretextTask
     augment: Augmentation | None
     make_backbone: Callable[[], Backbone]
+    finetune_augment: Augmentation | None  # both arms' supervised training
 
 
 class Compose:
@@ -59,12 +60,16 @@ def build_pretraining(cfg: ExperimentConfig, registries: Any, data: SSLData) -> 
     torch.manual_seed(cfg.pretrain.seed)
     make_backbone = _FreshBackbone(registries.backbones.get(cfg.backbone.name),
                                    cfg.backbone.params, data)
-    augment = compose([registries.augmentations.get(a.name).build(a.params)
-                       for a in cfg.augmentations])
+    def build_augment(refs: list[Any]) -> Augmentation | None:
+        return compose([registries.augmentations.get(a.name).build(a.params) for a in refs])
+
+    augment = build_augment(cfg.augmentations)
+    finetune_augment = augment if cfg.finetune_augmentations is None else \
+        build_augment(cfg.finetune_augmentations)
     task = registries.pretext_tasks.get(cfg.pretext.name).build(
         cfg.pretext.params, backbone=make_backbone(), augment=augment,
         input_shape=data.input_shape)
-    return Built(task, augment, make_backbone)
+    return Built(task, augment, make_backbone, finetune_augment)
 
 
 def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir: Path, *,

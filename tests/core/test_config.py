@@ -57,3 +57,27 @@ def test_learning_rate_scales_with_the_global_batch():
     assert linear.effective_lr == pytest.approx(4e-3)
     sqrt = PretrainConfig(lr=1e-3, batch_size=1024, lr_scaling="sqrt", base_batch_size=256)
     assert sqrt.effective_lr == pytest.approx(2e-3)
+
+
+def test_finetune_augmentations_default_to_the_pretraining_ones_and_can_differ():
+    import numpy as np
+
+    from sslcore.data.ssl_data import SSLData
+    from sslcore.experiment import resolve_config
+    from sslcore.plugins import load_registries
+    from sslcore.train.build import build_pretraining
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    data = SSLData(unlabeled=x, labeled_x=x[:20], labeled_y=np.arange(20) % 2,
+                   test_x=x[20:], test_y=np.arange(20) % 2)
+    reg = load_registries()
+    noise = {"name": "gaussian_noise", "params": {"std": 0.5}}
+    same = build_pretraining(resolve_config("tabular", reg, overrides={
+        "augmentations": [noise]}), reg, data)
+    assert same.finetune_augment is same.augment is not None
+    other = build_pretraining(resolve_config("tabular", reg, overrides={
+        "augmentations": [noise], "finetune_augmentations": []}), reg, data)
+    assert other.augment is not None and other.finetune_augment is None
+    with pytest.raises(ConfigError, match=r"finetune_augmentations\[0\]\.name"):
+        resolve_config("tabular", reg, overrides={"finetune_augmentations": [{"name": "nope"}]})
