@@ -7,8 +7,11 @@ rows, budget and early stopping. Metrics: AUROC (primary), accuracy, and sensiti
 specificity at the threshold chosen on each labeled subset's validation split.
 
 Augmentations suit radiographs: a random resized crop keeping most of the chest with small
-rotations and shifts (positioning), brightness / contrast / gamma (exposure and display LUT),
-noise (quantum noise) and blur (detector sharpness); no colour operations. Horizontal flips
+rotations and shifts (positioning), noise (quantum noise) and blur (detector sharpness). No
+colour and no intensity operations: in a radiograph, density is the finding (pneumonia is
+fluid where air should be), and SimCLR learns to ignore whatever its views vary. With
+brightness / contrast / gamma jitter in the views, the quick recipe's linear probe scored test
+AUROC 0.51 at 10% labels; without it, 0.68. Horizontal flips
 are off by default because anatomy is lateralized (heart on the patient's left, right
 hemidiaphragm higher): a flipped chest is not a plausible patient. Turn them on with
 ``{name: random_flip, params: {horizontal: true, p: 0.5}}`` if your task does not care.
@@ -25,8 +28,6 @@ METRICS = ["auroc", "accuracy", "sensitivity", "specificity"]
 AUGMENTATIONS: list[dict[str, Any]] = [
     {"name": "random_resized_crop",
      "params": {"scale": [0.35, 1.0], "ratio": [0.8, 1.25], "degrees": 7, "translate": 0.05}},
-    {"name": "intensity_jitter",
-     "params": {"brightness": 0.3, "contrast": 0.3, "gamma": 0.3, "p": 0.8}},
     {"name": "image_noise", "params": {"std": 0.03, "p": 0.5}},
     {"name": "gaussian_blur", "params": {"sigma": [0.1, 1.2], "p": 0.4}},
 ]
@@ -39,23 +40,27 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "augmentations": AUGMENTATIONS,
     "heads": [{"name": "linear_probe"}, {"name": "finetune"}],
     "baselines": [{"name": "scratch"}],
+    # collapse_std_threshold: a ResNet's pooled ReLU features fill a narrow cone, so healthy
+    # SimCLR runs here sit near embedding_std 0.01 (effective rank ~14); the rank check
+    # still catches a real collapse.
     "pretrain": {"epochs": 25, "batch_size": 256, "lr": 2e-3, "weight_decay": 1e-4,
-                 "warmup_steps": 50, "checkpoint_every": 200},
+                 "warmup_steps": 50, "checkpoint_every": 200, "collapse_std_threshold": 0.003},
     "finetune": {"epochs": 30, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
                  "patience": 6},
     "evaluation": {"label_fractions": [0.01, 0.05, 0.1, 1.0], "seeds": [0, 1, 2],
                    "metrics": METRICS, "primary_metric": "auroc"},
 }
 
-# --quick: fewer images, ~140 pretraining steps (about 2.5 minutes on 2 CPU cores), one seed
-# and a shorter fine-tuning budget, applied to both arms alike; the demo shows the pipeline,
-# the full recipe shows the label-efficiency result.
+# --quick: fewer images, ~140 pretraining steps (about 2.5 minutes on 2 CPU cores), one seed,
+# the few-label fractions only (fine-tuning both arms on all 1000 labeled images pushed the
+# demo past 8 minutes from a fresh clone) and a shorter fine-tuning budget, applied to both
+# arms alike; the demo shows the pipeline, the full recipe the label-efficiency result.
 QUICK_OVERRIDES: dict[str, Any] = {
     "dataset": {"name": "medical_synthetic",
                 "params": {"n_unlabeled": 3000, "n_labeled": 1000, "n_test": 1000}},
     "pretrain": {"epochs": 6, "batch_size": 128, "warmup_steps": 20, "checkpoint_every": 100},
     "finetune": {"epochs": 12, "patience": 4},
-    "evaluation": {"label_fractions": [0.01, 0.05, 0.1, 1.0], "seeds": [0]},
+    "evaluation": {"label_fractions": [0.01, 0.05, 0.1], "seeds": [0]},
 }
 
 
