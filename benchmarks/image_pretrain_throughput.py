@@ -35,8 +35,9 @@ import torch
 
 RESULTS = Path(__file__).resolve().parent / "results" / "image_pretrain_throughput.md"
 TARGET_OVERHEAD = 0.25
-# The augmentation list of the image recipes (crop with a small rotation, flip, intensity,
-# blur, noise): the realistic cost, not a trimmed one.
+# Every image augmentation the recipes use (crop with a small rotation, flip, intensity,
+# blur, noise), a superset of the medical recipe's SimCLR views (no flip, no intensity
+# jitter): an upper bound on the data path's cost, not a trimmed one.
 AUGMENTATIONS = [
     ("random_resized_crop", {"scale": [0.35, 1.0], "degrees": 10.0}),
     ("random_flip", {}),
