@@ -25,6 +25,14 @@ class MemmapRows:
         return torch.from_numpy(np.asarray(self.arr[rows], dtype=np.float32))
 
 
+def _subsample(n: int, cap: int | None, seed: int) -> torch.Tensor | None:
+    """Sorted indices of ``cap`` random rows out of ``n``; None when all rows are kept."""
+    if cap is None or n <= cap:
+        return None
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:cap].sort().values
+
+
 def prepare_pool(unlabeled: Any, cfg: PretrainConfig, world: int,
                  subsample_seed: int) -> torch.Tensor | MemmapRows | ParquetPool:
     """The unlabeled pool, subsampled and checked for size: a CPU tensor (float32 if floating),
@@ -37,12 +45,8 @@ def prepare_pool(unlabeled: Any, cfg: PretrainConfig, world: int,
                             f"global batch (pretrain.batch_size={cfg.batch_size})")
         return unlabeled
     if isinstance(unlabeled, np.memmap):
-        index = None
-        if cfg.max_unlabeled is not None and len(unlabeled) > cfg.max_unlabeled:
-            g = torch.Generator().manual_seed(subsample_seed)
-            index = torch.randperm(len(unlabeled), generator=g)[:cfg.max_unlabeled].sort()
-            index = index.values.numpy()
-        rows = MemmapRows(unlabeled, index)
+        index = _subsample(len(unlabeled), cfg.max_unlabeled, subsample_seed)
+        rows = MemmapRows(unlabeled, None if index is None else index.numpy())
         if rows.shape[0] < cfg.batch_size:
             raise DataError(f"the unlabeled pool has {rows.shape[0]} rows, fewer than one "
                             f"global batch (pretrain.batch_size={cfg.batch_size})")
@@ -62,9 +66,9 @@ def prepare_pool(unlabeled: Any, cfg: PretrainConfig, world: int,
     if data.is_floating_point() and data.dtype != torch.float32:
         data = data.float()  # models are float32; bf16 is autocast's job, not the data's
     n, cap = data.shape[0], cfg.max_unlabeled
-    if cap is not None and n > cap:
-        g = torch.Generator().manual_seed(subsample_seed)
-        data = data.index_select(0, torch.randperm(n, generator=g)[:cap].sort().values)
+    index = _subsample(n, cap, subsample_seed)
+    if index is not None:
+        data = data.index_select(0, index)
     if data.shape[0] < cfg.batch_size:
         unit = world * cfg.grad_accum_steps
         note = f" (after pretrain.max_unlabeled={cap})" if cap is not None and n > cap else ""
