@@ -3,7 +3,8 @@
     python benchmarks/label_efficiency.py --vertical fraud_transactions [--quick]
 
 Prints the comparison markdown (mean ± std over seeds for every arm, method and metric) and
-writes it to benchmarks/results/<vertical>_label_efficiency.md, with the machine and the date.
+writes it to benchmarks/results/<vertical>_label_efficiency.md (with --config, to
+benchmarks/results/<config file name>.md), with the machine and the date.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def main() -> int:
               f" | machine: {platform.machine()}, {os.cpu_count()} cores, "
               f"{platform.python_version()} | date: {date.today()} | wall: {minutes:.1f} min | "
               f"mlflow run: {report.run_id} -->\n")
-    out = Path(__file__).parent / "results" / f"{args.vertical}_label_efficiency.md"
+    # A config is a variant of the recipe: its own file, so it never overwrites the recipe's.
+    name = Path(args.config).stem if args.config else f"{args.vertical}_label_efficiency"
+    out = Path(__file__).parent / "results" / f"{name}.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(header + body)
     print(header + body)
