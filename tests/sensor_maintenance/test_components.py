@@ -85,6 +85,39 @@ def test_rul_regression_scratch_starts_from_a_fresh_backbone():
         RULRegressionScratch().fit(_rul_context(with_meta=False))
 
 
+def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score():
+    from sslcore_sensor_maintenance.heads.normal_behavior import (
+        anomaly_from_residuals,
+        sensor_residuals,
+    )
+    from sslcore_sensor_maintenance.heads.rul_with_residuals import (
+        RULWithResiduals,
+        RULWithResidualsParams,
+    )
+
+    x_test = tiny_context(SHAPE, seed=5).x_train[:20]
+    ctx = _rul_context()
+    plain = RULRegression(RULRegressionParams())
+    plain.fit(ctx)
+    r_train, r_test = plain.predict_scores(ctx.x_train), plain.predict_scores(x_test)
+    z_rul = (r_test - r_train.mean()) / r_train.std()
+    only_rul = RULWithResiduals(RULWithResidualsParams(residual_weight=0.0))
+    only_rul.fit(_rul_context())
+    np.testing.assert_allclose(only_rul.predict_scores(x_test), z_rul, atol=1e-4)
+
+    def log_anomaly(x):
+        res = sensor_residuals(ctx.encoder, x, torch.device("cpu"))
+        return np.log(anomaly_from_residuals(res) + 1e-12)
+
+    a_train, a_test = log_anomaly(ctx.x_train), log_anomaly(x_test)
+    head = RULWithResiduals(RULWithResidualsParams(residual_weight=2.0))
+    head.fit(_rul_context())
+    expected = z_rul + 2.0 * (a_test - a_train.mean()) / a_train.std()
+    np.testing.assert_allclose(head.predict_scores(x_test), expected, atol=1e-4)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(head)).predict_scores(x_test),
+                               expected, atol=1e-4)
+
+
 def test_rul_regression_ranks_sooner_failures_higher():
     ctx = _rul_context()
     ctx.budget = TINY_BUDGET.model_copy(update={"epochs": 15, "patience": 15})

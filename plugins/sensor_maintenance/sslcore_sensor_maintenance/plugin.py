@@ -41,11 +41,16 @@ def sslcore_register_pretext_tasks(registry):  # type: ignore[no-untyped-def]
 
 @hookimpl
 def sslcore_register_heads(registry):  # type: ignore[no-untyped-def]
-    from sslcore_sensor_maintenance.heads import normal_behavior, rul_regression
+    from sslcore_sensor_maintenance.heads import normal_behavior, rul_regression, \
+        rul_with_residuals
 
     registry.add("rul_regression", rul_regression.RULRegression,
                  params=rul_regression.RULRegressionParams,
                  description="fine-tuned encoder regressing capped remaining useful life")
+    registry.add("rul_with_residuals", rul_with_residuals.RULWithResiduals,
+                 params=rul_with_residuals.RULWithResidualsParams,
+                 description="rul_regression's score plus the SSL encoder's label-free "
+                 "normal-behaviour residual, both standardized")
     registry.add("gbm_on_stats_and_residuals", normal_behavior.GBMOnStatsAndResiduals,
                  params=normal_behavior.GBMOnStatsAndResidualsParams,
                  description="window_stats_gbm plus the SSL encoder's per-sensor "

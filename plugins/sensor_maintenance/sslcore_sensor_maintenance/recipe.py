@@ -7,8 +7,9 @@ were never logged (their readings join the unlabeled pool, never a label or the 
 SSL arm pretrains a dilated TCN on every training machine's windows without labels (masked patch
 reconstruction, PatchTST-style, sensors hidden independently: a normal-behaviour model), then
 fits heads on the few labeled failure histories: fine-tuning, a linear probe, remaining-
-useful-life regression, gradient boosting on window statistics plus the encoder's per-sensor
-residuals, and the label-free residual score. The baseline arm gets the same TCN from scratch
+useful-life regression (alone, and plus the encoder's label-free normal-behaviour residual),
+gradient boosting on window statistics plus the encoder's per-sensor residuals, and the
+label-free residual score. The baseline arm gets the same TCN from scratch
 (as a classifier and as a RUL regressor), gradient boosting on window statistics and two
 label-free pyod detectors on them, with the same labeled histories and the same budget. Label
 fractions count failure histories.
@@ -39,6 +40,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # 3 seeds) test AUPRC 0.315-0.327 at 5% of the failure histories vs 0.279 at scale 1.0.
     "heads": [{"name": "finetune", "params": {"backbone_lr_scale": 0.3}},
               {"name": "linear_probe"}, {"name": "rul_regression"},
+              # On the development fleet with 180 test machines (3 seeds), adding the residual
+              # to the RUL score: AUPRC 0.311 -> 0.322 (5%), 0.331 -> 0.335 (10%); failures
+              # caught 72 h ahead 0.292 -> 0.298 (5%), 0.290 -> 0.292 (10%).
+              {"name": "rul_with_residuals"},
               {"name": "gbm_on_stats_and_residuals"}, {"name": "reconstruction_anomaly"}],
     "baselines": [{"name": "scratch"}, {"name": "rul_regression_scratch"},
                   {"name": "window_stats_gbm"}, {"name": "window_stats_iforest"},
