@@ -63,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(report)
     hl = report.headline
+    print(f"Each arm's best method at a fraction is chosen on the {hl.chosen_on}; test scores:")
     for row in hl.rows:
         ssl, base = row["best_ssl"], row["best_baseline"]
         if ssl and base:

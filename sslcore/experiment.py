@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from sslcore.config import ExperimentConfig, check_components, deep_merge, load_yaml, validate_config
 from sslcore.contracts import ArtifactContext
 from sslcore.data.sampling import nested_subsets
 from sslcore.data.ssl_data import SSLData
-from sslcore.errors import ConfigError
+from sslcore.errors import ConfigError, DataError
 from sslcore.evaluate.metrics import ALL_METRICS, LOWER_IS_BETTER
 from sslcore.evaluate.report import Headline, format_console, headline, summarize, to_markdown
 
@@ -41,6 +40,7 @@ class Report:
     model_uri: str | None = None
     labeled_counts: dict[float, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase and method
+    val_table: pl.DataFrame | None = None  # like table: the primary metric on validation
 
     def __str__(self) -> str:
         return format_console(self.table, self.config.evaluation.primary_metric)
@@ -120,9 +120,15 @@ def checkpoint_dir(cfg: ExperimentConfig, content_hash: str) -> Path:
     return Path(cfg.output_dir) / cfg.vertical / pretrain_key(cfg, content_hash) / "checkpoints"
 
 
-def _best_method(val_scores: dict[tuple[str, str], list[float]], metric: str) -> tuple[str, str]:
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    return max(val_scores, key=lambda k: sign * float(np.mean(val_scores[k])))
+def _best_method(val_results: pl.DataFrame, metric: str) -> tuple[str, str]:
+    """The (arm, method) with the best mean validation score at the largest label fraction."""
+    top = val_results.filter(pl.col("label_fraction") == val_results["label_fraction"].max())
+    if top.is_empty():
+        raise DataError("no validation split to choose the model to log: raise "
+                        "evaluation.val_fraction or add labeled rows")
+    means = top.group_by(["arm", "method"], maintain_order=True).agg(pl.col("value").mean())
+    best = means.sort("value", descending=metric not in LOWER_IS_BETTER, maintain_order=True)
+    return str(best["arm"][0]), str(best["method"][0])
 
 
 def _vertical_artifacts(cfg: ExperimentConfig, registries: Any, ctx: ArtifactContext) -> None:
@@ -184,8 +190,9 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
         timings |= {f"fit.{k}": v for k, v in sweep.timings.items()}
         mlflow_metrics = {f"seconds.{k}": v for k, v in timings.items()}
         table = summarize(sweep.results)
-        hl = headline(table, ev.primary_metric)
-        best = _best_method(sweep.val_scores, ev.primary_metric)
+        val_table = summarize(sweep.val_results)
+        hl = headline(table, ev.primary_metric, val_table)
+        best = _best_method(sweep.val_results, ev.primary_metric)
         import mlflow
 
         mlflow.log_metrics(mlflow_metrics)
@@ -199,7 +206,7 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
             sweep.results.write_csv(out / "results_per_seed.csv")
             title = f"{cfg.vertical}: SSL vs baselines ({len(ev.seeds)} seeds)"
             (out / "comparison.md").write_text(
-                to_markdown(table, ev.primary_metric, sweep.labeled_counts, title))
+                to_markdown(table, ev.primary_metric, sweep.labeled_counts, title, val_table))
             label_efficiency_plot(table, ev.primary_metric, out / "label_efficiency.png", title)
             best_model = sweep.fitted_at_top[best]
             if data.num_classes > 2:
@@ -216,4 +223,5 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                                    data.feature_names, data.class_names)
         mlflow.set_tag("sslcore.model_uri", model_uri)
     return Report(table, sweep.results, parent_id, exp_id, tracking.resolve_uri(cfg.tracking.uri),
-                  cfg, hl, f"{best[0]}/{best[1]}", model_uri, sweep.labeled_counts, timings)
+                  cfg, hl, f"{best[0]}/{best[1]}", model_uri, sweep.labeled_counts, timings,
+                  val_table)

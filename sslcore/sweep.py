@@ -22,7 +22,7 @@ from sslcore.evaluate.report import RESULT_SCHEMA
 @dataclass
 class SweepResult:
     results: pl.DataFrame  # label_fraction, seed, arm, method, metric, value (test set)
-    val_scores: dict[tuple[str, str], list[float]]  # (arm, method) at the top fraction
+    val_results: pl.DataFrame  # the same columns: the primary metric on each validation split
     fitted_at_top: dict[tuple[str, str], Method]  # first seed, largest fraction
     labeled_counts: dict[float, list[float]]  # mean rows per class per fraction
     child_runs: int = 0
@@ -59,7 +59,7 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
     methods = _methods(cfg)
     top = max(ev.label_fractions)
     rows: list[dict[str, Any]] = []
-    val_scores: dict[tuple[str, str], list[float]] = {}
+    val_rows: list[dict[str, Any]] = []
     fitted: dict[tuple[str, str], Method] = {}
     counts: dict[float, list[list[int]]] = {}
     label_free: dict[tuple[str, int], tuple[Method, np.ndarray]] = {}  # (method, seed) -> fit
@@ -96,8 +96,9 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                         label_free[key] = (method, scores)
                 fit_s = time.perf_counter() - start
                 timings[ref.label] = timings.get(ref.label, 0.0) + fit_s
-                want_val = len(ctx.y_val) and (needs_threshold or subset.fraction == top)
-                val_pred = method.predict_scores(ctx.x_val) if want_val else None
+                # Every fit is scored on its validation split: choosing the best method of
+                # an arm on the test set would flatter the arm with more methods.
+                val_pred = method.predict_scores(ctx.x_val) if len(ctx.y_val) else None
                 threshold = (youden_threshold(ctx.y_val, val_pred)
                              if needs_threshold and val_pred is not None else
                              0.5 if needs_threshold else None)
@@ -106,23 +107,29 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                 rows += [{"label_fraction": subset.fraction, "seed": seed, "arm": arm,
                           "method": ref.label, "metric": m, "value": v}
                          for m, v in test_metrics.items()]
-                if subset.fraction == top and val_pred is not None:
+                val: dict[str, float] = {}
+                if val_pred is not None:
                     val = compute([ev.primary_metric], ctx.y_val, val_pred, threshold=threshold,
                                   meta=ctx.meta_val)
-                    val_scores.setdefault((arm, ref.label), []).append(val[ev.primary_metric])
-                    if seed == ev.seeds[0]:
-                        fitted[(arm, ref.label)] = method
+                    val_rows.append({"label_fraction": subset.fraction, "seed": seed,
+                                     "arm": arm, "method": ref.label,
+                                     "metric": ev.primary_metric,
+                                     "value": val[ev.primary_metric]})
+                if subset.fraction == top and seed == ev.seeds[0]:
+                    fitted[(arm, ref.label)] = method
                 if log_child is not None:
                     log_child(arm=arm, method=ref.label, component=ref.name,
                               fraction=subset.fraction, seed=seed, per_class=per_class,
                               metrics={f"test_{k}": v for k, v in test_metrics.items()}
+                              | {f"val_{k}": v for k, v in val.items()}
                               | {"fit_seconds": fit_s})
                     n_child += 1
                 bar.update(1)
     bar.close()
     mean_counts = {f: np.mean(np.array(c), axis=0).round(1).tolist() for f, c in counts.items()}
-    return SweepResult(pl.DataFrame(rows, schema=RESULT_SCHEMA), val_scores, fitted,
-                       mean_counts, n_child, timings)
+    return SweepResult(pl.DataFrame(rows, schema=RESULT_SCHEMA),
+                       pl.DataFrame(val_rows, schema=RESULT_SCHEMA), fitted, mean_counts,
+                       n_child, timings)
 
 
 def _with_encoder(ctx: FitContext, encoder: Backbone) -> FitContext:

@@ -25,54 +25,84 @@ def summarize(results: pl.DataFrame) -> pl.DataFrame:
 
 @dataclass
 class Headline:
-    """The comparison in one line per fraction: best SSL method vs best baseline."""
+    """The comparison in one line per fraction: best SSL method vs best baseline.
+
+    Each arm's "best" method is the one with the best mean *validation* score at that
+    fraction (``chosen_on == "validation"``); the numbers are its test means. Picking the
+    best on the test set instead would favour whichever arm lists more methods."""
 
     metric: str
     rows: list[dict[str, object]]
     labels_to_match_full_baseline: float | None
     full_baseline: tuple[str, float] | None
+    chosen_on: str = "validation"
 
 
-def _best(table: pl.DataFrame, arm: str, metric: str, fraction: float) -> tuple[str, float] | None:
-    sub = table.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
-                       & (pl.col("label_fraction") == fraction))
+def _pick(summary: pl.DataFrame, arm: str, metric: str, fraction: float) -> str | None:
+    sub = summary.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
+                         & (pl.col("label_fraction") == fraction))
     if sub.is_empty():
         return None
-    sub = sub.sort("mean", descending=metric not in LOWER_IS_BETTER)
-    return str(sub["method"][0]), float(sub["mean"][0])
+    sub = sub.sort(["mean", "method"], descending=[metric not in LOWER_IS_BETTER, False])
+    return str(sub["method"][0])
 
 
-def headline(table: pl.DataFrame, metric: str) -> Headline:
+def _best(table: pl.DataFrame, choose_by: pl.DataFrame, arm: str, metric: str,
+          fraction: float) -> tuple[str, float] | None:
+    """(method, its test mean) for the arm's method chosen on ``choose_by`` at ``fraction``."""
+    method = _pick(choose_by, arm, metric, fraction)
+    if method is None:
+        return None
+    row = table.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
+                       & (pl.col("label_fraction") == fraction) & (pl.col("method") == method))
+    return (method, float(row["mean"][0])) if len(row) else None
+
+
+def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = None) -> Headline:
+    """Best SSL vs best baseline per fraction, each arm's method chosen on ``val_table`` (the
+    :func:`summarize` of validation scores); without one, on the test table itself (say so)."""
+    choose_by = table if val_table is None or val_table.is_empty() else val_table
     fractions = sorted(table["label_fraction"].unique().to_list())
     better = (lambda a, b: a <= b) if metric in LOWER_IS_BETTER else (lambda a, b: a >= b)
     rows = []
     for f in fractions:
-        ssl, base = _best(table, "ssl", metric, f), _best(table, "baseline", metric, f)
+        ssl = _best(table, choose_by, "ssl", metric, f)
+        base = _best(table, choose_by, "baseline", metric, f)
         rows.append({"label_fraction": f, "best_ssl": ssl, "best_baseline": base,
                      "ssl_wins": bool(ssl and base and better(ssl[1], base[1]) and ssl[1] != base[1])})
-    full = _best(table, "baseline", metric, max(fractions)) if fractions else None
+    full = _best(table, choose_by, "baseline", metric, max(fractions)) if fractions else None
     need = None
     if full is not None:
         for f in fractions:
-            ssl = _best(table, "ssl", metric, f)
+            ssl = _best(table, choose_by, "ssl", metric, f)
             if ssl and better(ssl[1], full[1]):
                 need = f
                 break
-    return Headline(metric, rows, need, full)
+    return Headline(metric, rows, need, full,
+                    "test set" if choose_by is table else "validation")
 
 
 def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[int]],
-                title: str) -> str:
-    """comparison.md: primary-metric grid, then every metric, then labeled counts."""
+                title: str, val_table: pl.DataFrame | None = None) -> str:
+    """comparison.md: the headline, primary-metric grid, every metric, labeled counts."""
     fractions = sorted(table["label_fraction"].unique().to_list())
     lines = [f"# {title}", ""]
-    hl = headline(table, primary)
+    hl = headline(table, primary, val_table)
     if hl.full_baseline:
         name, value = hl.full_baseline
         match = (f"{hl.labels_to_match_full_baseline:.0%} of the labels"
                  if hl.labels_to_match_full_baseline is not None else "no fraction tried")
         lines += [f"SSL needs **{match}** to match the best baseline trained on "
-                  f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f}).", ""]
+                  f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f}); "
+                  f"each arm's best method chosen on the {hl.chosen_on}.", ""]
+        lines += ["| label fraction | SSL (chosen) | baseline (chosen) | SSL ahead |",
+                  "|---|---|---|---|"]
+        for row in hl.rows:
+            ssl, base = row["best_ssl"], row["best_baseline"]
+            if ssl and base:
+                lines.append(f"| {row['label_fraction']:g} | {ssl[0]} {ssl[1]:.4f} | "
+                             f"{base[0]} {base[1]:.4f} | {'yes' if row['ssl_wins'] else 'no'} |")
+        lines.append("")
     for metric in [primary] + sorted(set(table["metric"].to_list()) - {primary}):
         lines += [f"## {metric}" + (" (lower is better)" if metric in LOWER_IS_BETTER else ""), ""]
         lines.append("| arm | method | " + " | ".join(f"{f:g}" for f in fractions) + " |")

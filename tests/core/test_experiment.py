@@ -74,9 +74,14 @@ def test_mlflow_layout(tiny_run):
         assert float(tags["sslcore.label_fraction"]) in (0.1, 1.0)
         assert tags["sslcore.seed"] in ("0", "1") and tags["sslcore.method"]
         assert {"test_auprc", "test_auroc", "test_accuracy", "test_macro_f1"} <= set(r.data.metrics)
+        primary = report.config.evaluation.primary_metric
+        assert f"val_{primary}" in r.data.metrics  # what the headline chooses methods by
         assert int(r.data.params["n_labeled"]) > 0
     statuses = {r.info.status for r in children} | {parent.info.status}
     assert statuses == {"FINISHED"}
+    assert report.headline.chosen_on == "validation"
+    assert report.val_table is not None and set(report.val_table["method"]) == {
+        r.label for r in [*report.config.heads, *report.config.baselines]}
 
 
 def test_best_model_loads_as_pyfunc(tiny_run):
