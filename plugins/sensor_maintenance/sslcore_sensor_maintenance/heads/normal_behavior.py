@@ -49,7 +49,7 @@ from sslcore_sensor_maintenance.baselines.window_stats_gbm import WindowStatsGBM
 RESIDUAL_STATS = ["mean", "mean_abs", "last_quarter_mean", "last_quarter_mean_abs"]
 
 
-def _sequence_encoder(name: str, ctx: FitContext) -> SequenceBackbone:
+def sequence_encoder(name: str, ctx: FitContext) -> SequenceBackbone:
     encoder = require_encoder(name, ctx)
     if not isinstance(encoder, SequenceBackbone):
         raise ConfigError(f"head {name!r} needs a sequence backbone with a read-out "
@@ -119,7 +119,7 @@ class ReconstructionAnomaly:
 
     def fit(self, ctx: FitContext) -> None:
         require_binary("reconstruction_anomaly", ctx.num_classes)
-        self.encoder = _sequence_encoder("reconstruction_anomaly", ctx)
+        self.encoder = sequence_encoder("reconstruction_anomaly", ctx)
         self.device = ctx.device
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
@@ -160,7 +160,7 @@ class GBMOnStatsAndResiduals:
         return np.concatenate([window_stats(x), res], axis=1)
 
     def fit(self, ctx: FitContext) -> None:
-        self.encoder = _sequence_encoder("gbm_on_stats_and_residuals", ctx)
+        self.encoder = sequence_encoder("gbm_on_stats_and_residuals", ctx)
         self.device, self.num_classes = ctx.device, ctx.num_classes
         base = WindowStatsGBMParams.model_validate(
             self.params.model_dump(include=set(WindowStatsGBMParams.model_fields)))

@@ -29,9 +29,9 @@ from pydantic import Field
 from sslcore.contracts import FitContext
 from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
 from sslcore_sensor_maintenance.heads.normal_behavior import (
-    _sequence_encoder,
     anomaly_from_residuals,
     sensor_residuals,
+    sequence_encoder,
 )
 from sslcore_sensor_maintenance.heads.rul_regression import RULRegression, RULRegressionParams
 
@@ -54,7 +54,7 @@ class RULWithResiduals(RULRegression):
         self.stats = np.zeros(4)
 
     def fit(self, ctx: FitContext) -> None:
-        self.residual_encoder = _sequence_encoder(self.name, ctx)
+        self.residual_encoder = sequence_encoder(self.name, ctx)
         super().fit(ctx)
         rul, anomaly = self._parts(ctx.x_train)
         self.stats = np.array([rul.mean(), rul.std() + 1e-12,
