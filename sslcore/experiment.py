@@ -120,14 +120,14 @@ def checkpoint_dir(cfg: ExperimentConfig, content_hash: str) -> Path:
     return Path(cfg.output_dir) / cfg.vertical / pretrain_key(cfg, content_hash) / "checkpoints"
 
 
-def _best_method(val_results: pl.DataFrame, metric: str) -> tuple[str, str]:
-    """The (arm, method) with the best mean validation score at the largest label fraction."""
-    top = val_results.filter(pl.col("label_fraction") == val_results["label_fraction"].max())
+def _best_method(val_table: pl.DataFrame, metric: str) -> tuple[str, str]:
+    """The (arm, method) with the best mean validation score (``val_table``: the
+    :func:`summarize` of validation scores) at the largest label fraction."""
+    top = val_table.filter(pl.col("label_fraction") == val_table["label_fraction"].max())
     if top.is_empty():
         raise DataError("no validation split to choose the model to log: raise "
                         "evaluation.val_fraction or add labeled rows")
-    means = top.group_by(["arm", "method"], maintain_order=True).agg(pl.col("value").mean())
-    best = means.sort("value", descending=metric not in LOWER_IS_BETTER, maintain_order=True)
+    best = top.sort("mean", descending=metric not in LOWER_IS_BETTER, maintain_order=True)
     return str(best["arm"][0]), str(best["method"][0])
 
 
@@ -192,7 +192,7 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
         table = summarize(sweep.results)
         val_table = summarize(sweep.val_results)
         hl = headline(table, ev.primary_metric, val_table)
-        best = _best_method(sweep.val_results, ev.primary_metric)
+        best = _best_method(val_table, ev.primary_metric)
         import mlflow
 
         mlflow.log_metrics(mlflow_metrics)

@@ -70,14 +70,9 @@ def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = 
         base = _best(table, choose_by, "baseline", metric, f)
         rows.append({"label_fraction": f, "best_ssl": ssl, "best_baseline": base,
                      "ssl_wins": bool(ssl and base and better(ssl[1], base[1]) and ssl[1] != base[1])})
-    full = _best(table, choose_by, "baseline", metric, max(fractions)) if fractions else None
-    need = None
-    if full is not None:
-        for f in fractions:
-            ssl = _best(table, choose_by, "ssl", metric, f)
-            if ssl and better(ssl[1], full[1]):
-                need = f
-                break
+    full = rows[-1]["best_baseline"] if rows else None  # the largest fraction's baseline
+    need = next((r["label_fraction"] for r in rows if full and r["best_ssl"]
+                 and better(r["best_ssl"][1], full[1])), None)
     return Headline(metric, rows, need, full,
                     "test set" if choose_by is table else "validation")
 
