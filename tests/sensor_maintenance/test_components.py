@@ -118,6 +118,32 @@ def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score(
                                expected, atol=1e-4)
 
 
+def test_rul_with_residuals_reuses_the_rul_regression_fitted_in_the_same_sweep():
+    from sslcore_sensor_maintenance.heads.rul_with_residuals import (
+        RULWithResiduals,
+        RULWithResidualsParams,
+    )
+
+    x_test = tiny_context(SHAPE, seed=5).x_train[:20]
+    alone = RULWithResiduals()
+    alone.fit(_rul_context())
+    ctx = _rul_context()
+    plain = RULRegression(RULRegressionParams())
+    plain.fit(ctx)
+    shared = RULWithResiduals()
+    shared.fit(ctx)  # same rows, seed, encoder and budget: the regression is not retrained
+    assert shared.model is plain.model
+    np.testing.assert_allclose(shared.predict_scores(x_test), alone.predict_scores(x_test),
+                               atol=1e-5)
+    other_cap = RULWithResiduals(RULWithResidualsParams(rul_cap=10.0))
+    other_cap.fit(ctx)
+    assert other_cap.model is not plain.model
+    ctx.encoder = copy.deepcopy(ctx.encoder)  # another encoder: no reuse either
+    refit = RULRegression(RULRegressionParams())
+    refit.fit(ctx)
+    assert refit.model is not plain.model
+
+
 def test_rul_regression_ranks_sooner_failures_higher():
     ctx = _rul_context()
     ctx.budget = TINY_BUDGET.model_copy(update={"epochs": 15, "patience": 15})

@@ -15,7 +15,9 @@ AUPRC of the score (ties: validation MSE). The score is ``1 - predicted RUL / ca
 means a sooner failure, so it is compared with the classifiers on the same metrics.
 
 Needs ``ctx.meta_train["rul"]`` (and ``meta_val``); ``horizon`` from the meta sets the default
-cap (4 horizons).
+cap (4 horizons). The fitted regression is kept in ``ctx.cache`` (keyed by its params, the
+budget, the seed and the labeled rows; reused only for the same encoder object), so
+``rul_with_residuals`` in the same sweep reuses it instead of training it again.
 
 The same regression from a randomly initialised backbone (``ctx.make_backbone()``) is the
 baseline ``rul_regression_scratch``: the richer RUL target is label information both arms may
@@ -31,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 
 import numpy as np
@@ -111,11 +114,30 @@ class RULRegression:
             raise DataError(f"{self.name}: no labeled window has a known remaining useful "
                             f"life (failure ahead, or at least {self.cap:g} of record after it)")
         self.device = ctx.device
+        key = self._cache_key(ctx, encoder)
+        cached = ctx.cache.get(key) if key else None
+        if cached is not None and cached[0] is encoder:  # same fit already done this sweep
+            self.model = cached[1]
+            return
         devices = [ctx.device] if ctx.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(ctx.seed)
             model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.embed_dim, 1))
             self.model = self._train(model.to(ctx.device), ctx, target, keep)
+        if key:
+            ctx.cache[key] = (encoder, self.model)
+
+    def _cache_key(self, ctx: FitContext, encoder: nn.Module) -> str | None:
+        """Key of this regression in ``ctx.cache``, so heads built on it (rul_with_residuals)
+        reuse the fit; None for a fresh backbone (nothing to share)."""
+        if encoder is not ctx.encoder:
+            return None
+        rows = hashlib.sha1(np.ascontiguousarray(ctx.y_train).tobytes())
+        rows.update(np.ascontiguousarray(ctx.meta_train["rul"], dtype=np.float64).tobytes())
+        rows.update(repr((np.shape(ctx.x_train), len(ctx.y_val), id(ctx.augment))).encode())
+        params = self.params.model_dump(include=set(RULRegressionParams.model_fields))
+        return (f"rul_regression:{params}:{ctx.budget.model_dump_json()}:seed={ctx.seed}:"
+                f"rows={rows.hexdigest()}")
 
     def _train(self, model: nn.Sequential, ctx: FitContext, target: np.ndarray,
                keep: np.ndarray) -> nn.Sequential:

@@ -12,7 +12,8 @@ scores:
 each standardized by its mean and standard deviation over the labeled training windows, so
 neither dominates by scale. The weight is fixed in advance (default 1: equal say), not chosen on
 the validation split, which at a few labeled failures holds too few positives to choose it. The
-residual comes from the pretrained encoder as it is; the regression fine-tunes a copy.
+residual comes from the pretrained encoder as it is; the regression fine-tunes a copy (the
+one ``rul_regression`` fitted on the same rows, when it ran first in the sweep).
 
 Example::
 
