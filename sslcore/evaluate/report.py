@@ -28,14 +28,14 @@ class Headline:
     """The comparison in one line per fraction: best SSL method vs best baseline.
 
     Each arm's "best" method is the one with the best mean *validation* score at that
-    fraction (``chosen_on == "validation"``); the numbers are its test means. Picking the
+    fraction (``chosen_on == "validation split"``); the numbers are its test means. Picking the
     best on the test set instead would favour whichever arm lists more methods."""
 
     metric: str
     rows: list[dict[str, object]]
     labels_to_match_full_baseline: float | None
     full_baseline: tuple[str, float] | None
-    chosen_on: str = "validation"
+    chosen_on: str = "validation split"
 
 
 def _pick(summary: pl.DataFrame, arm: str, metric: str, fraction: float) -> str | None:
@@ -74,7 +74,7 @@ def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = 
     need = next((r["label_fraction"] for r in rows if full and r["best_ssl"]
                  and better(r["best_ssl"][1], full[1])), None)
     return Headline(metric, rows, need, full,
-                    "test set" if choose_by is table else "validation")
+                    "test set" if choose_by is table else "validation split")
 
 
 def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[int]],

@@ -79,7 +79,7 @@ def test_mlflow_layout(tiny_run):
         assert int(r.data.params["n_labeled"]) > 0
     statuses = {r.info.status for r in children} | {parent.info.status}
     assert statuses == {"FINISHED"}
-    assert report.headline.chosen_on == "validation"
+    assert report.headline.chosen_on == "validation split"
     assert report.val_table is not None and set(report.val_table["method"]) == {
         r.label for r in [*report.config.heads, *report.config.baselines]}
 

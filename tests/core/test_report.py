@@ -22,7 +22,7 @@ def test_each_arm_is_represented_by_its_validation_choice_scored_on_test():
     hl = headline(TEST, "auroc", VAL)
     row = hl.rows[0]
     assert row["best_ssl"] == ("a", 0.70) and row["best_baseline"] == ("s", 0.75)
-    assert row["ssl_wins"] is False and hl.chosen_on == "validation"
+    assert row["ssl_wins"] is False and hl.chosen_on == "validation split"
     assert hl.labels_to_match_full_baseline is None
 
 
