@@ -33,8 +33,13 @@ DATASET: dict[str, Any] = {
 DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": DATASET,
     "backbone": {"name": "tcn", "params": {"channels": 64, "stem_stride": 4, "embed_dim": 128}},
+    # A sensor hidden for the whole window in half the cases (the component's default: 0.2):
+    # predicting it from the others is the normal-behaviour model the residual heads read. On
+    # the development fleet (generator seed 1, 180 test machines) the label-free residual alone
+    # caught 0.244 of the failures 72 h ahead vs 0.215 at 0.2 (0.265 at 0.8, where the RUL
+    # heads lost 0.03-0.05 AUPRC); rul_with_residuals 0.304 / 0.306 vs 0.298 / 0.292 at 5 / 10%.
     "pretext": {"name": "masked_patches",
-                "params": {"patch_len": 8, "mask_ratio": 0.4, "sensor_mask_prob": 0.2}},
+                "params": {"patch_len": 8, "mask_ratio": 0.4, "sensor_mask_prob": 0.5}},
     "augmentations": [],
     # Discriminative fine-tuning (backbone LR x 0.3): on a development fleet (generator seed 1,
     # 3 seeds) test AUPRC 0.315-0.327 at 5% of the failure histories vs 0.279 at scale 1.0.
