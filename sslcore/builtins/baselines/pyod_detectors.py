@@ -65,7 +65,8 @@ class ECODParams(BaseModel):
 
 
 class _PyODDetector(abc.ABC):
-    """Shared fit/score of the pyod detectors on flattened rows of ``ctx.unlabeled``."""
+    """Shared fit/score of the pyod detectors on the rows of ``ctx.unlabeled``, flattened or
+    turned into features by a subclass's ``_features`` (e.g. sensor window statistics)."""
 
     uses_labels = False
     name = "pyod"
@@ -78,9 +79,13 @@ class _PyODDetector(abc.ABC):
     def _make(self, seed: int, n_rows: int) -> Any:
         """Build this detector's (unfitted) pyod estimator."""
 
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        """Rows -> the 2-D features the detector sees (here: flattened)."""
+        return flatten(x)
+
     def fit(self, ctx: FitContext) -> None:
         require_binary(self.name, ctx.num_classes)
-        x = flatten(subsample(ctx.unlabeled, self.params.max_fit_samples, ctx.seed))
+        x = self._features(subsample(ctx.unlabeled, self.params.max_fit_samples, ctx.seed))
         self.detector = self._make(ctx.seed, len(x)).fit(x)
         self._drop_buffers()
 
@@ -96,7 +101,8 @@ class _PyODDetector(abc.ABC):
         return self.detector
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fitted().decision_function(flatten(x)), dtype=np.float64)
+        return np.asarray(self._fitted().decision_function(self._features(x)),
+                          dtype=np.float64)
 
 
 class IForestDetector(_PyODDetector):
@@ -123,7 +129,7 @@ class ECODDetector(_PyODDetector):
         return ECOD(n_jobs=1)
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
-        x = flatten(x)
+        x = self._features(x)
         step = self.params.score_chunk
         det = self._fitted()
         parts = [det.decision_function(x[i:i + step]) for i in range(0, len(x), step)]
