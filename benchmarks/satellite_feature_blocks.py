@@ -5,8 +5,9 @@
 ``band_stats_embedding_logreg`` gives one L2 logistic regression the standardized band
 statistics next to the standardized frozen embedding. This diagnostic asks whether any weight
 of the embedding block helps: for each label fraction and seed of the config (the same nested
-subsets as the sweep), it fits class-balanced logistic regressions with ``C`` chosen on the
-subset's validation split on
+subsets as the sweep), it fits ``band_stats_logreg``'s class-balanced logistic regression
+(:func:`~sslcore_satellite.band_stats_logreg.fit_logreg_on_val`: ``C`` chosen on the
+subset's validation split) on
 
 - ``stats``: the band statistics alone (the ``band_stats_logreg`` baseline);
 - ``embedding``: the embedding alone (a linear probe);
@@ -27,35 +28,23 @@ import os
 import numpy as np
 
 
-def _fit(f_train, y_train, f_val, y_val, Cs=(0.01, 0.1, 1.0, 10.0)):
-    from sklearn.linear_model import LogisticRegression
-
-    best = None
-    for C in Cs:  # ties go to the stronger penalty
-        model = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
-        model.fit(f_train, y_train)
-        key = (model.score(f_val, y_val), -C)
-        if best is None or key > best[0]:
-            best = (key, model)
-    return best[1]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("config")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.3, 0.1])
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
     from sklearn.preprocessing import StandardScaler
 
     from sslcore import api
     from sslcore.data.sampling import nested_subsets
+    from sslcore.distributed import pick_device
     from sslcore.experiment import checkpoint_dir
     from sslcore.train.build import build_pretraining
     from sslcore.train.checkpoint import latest_checkpoint, load_checkpoint
     from sslcore.train.supervised import embed
     from sslcore_satellite.band_stats import band_features, resolve_band_order
+    from sslcore_satellite.band_stats_logreg import BandStatsLogRegParams, fit_logreg_on_val
 
     cfg, registries, data = api._prepare(args.config, None, quick=False, tracking_uri=None)
     built = build_pretraining(cfg, registries, data)
@@ -64,9 +53,10 @@ def main() -> None:
         built.task.load_state_dict(load_checkpoint(ckpt)["model"])
     print(f"encoder: {ckpt or 'random initialisation (no checkpoint)'}")
     x, y = data.labeled_x, np.asarray(data.labeled_y)
-    emb = embed(built.task.backbone, x, torch.device("cpu"), 256)
+    device = pick_device()
+    emb = embed(built.task.backbone.to(device), x, device, 256)
     stats = band_features(x, resolve_band_order("auto", x.shape[1]))
-    ev = cfg.evaluation
+    ev, lr_params = cfg.evaluation, BandStatsLogRegParams()
     results: dict[tuple[str, float], list[float]] = {}
     for seed in ev.seeds:
         for sub in nested_subsets(y, ev.label_fractions, seed,
@@ -80,7 +70,8 @@ def main() -> None:
                 return s if a == 0 else np.concatenate([s, a * e_sc.transform(emb[idx])], 1)
 
             def score(name, fn):
-                model = _fit(fn(sub.train), y[sub.train], fn(sub.val), y[sub.val])
+                model = fit_logreg_on_val(fn(sub.train), y[sub.train], fn(sub.val),
+                                          y[sub.val], lr_params, data.num_classes)
                 results.setdefault((name, sub.fraction), []).append(model.score(fn(held), y[held]))
                 return model.predict_log_proba(fn(held))
 

@@ -38,6 +38,33 @@ class BandStatsLogRegParams(BaseModel):
     band_order: Literal["auto", "sentinel2", "rgb", "none"] = "auto"
 
 
+def fit_logreg_on_val(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray,
+                      y_val: np.ndarray, params: BandStatsLogRegParams, num_classes: int) -> Any:
+    """Class-balanced L2 logistic regression on standardized features, ``C`` from
+    ``params.Cs`` chosen on the validation rows (accuracy, ties: balanced log-loss); without
+    validation rows, the middle of the grid."""
+    from sklearn.linear_model import LogisticRegression
+
+    y_val = np.asarray(y_val)
+    grid = sorted(params.Cs)
+    grid = grid if len(y_val) else [grid[len(grid) // 2]]
+    best: tuple[tuple[float, ...], Any] | None = None
+    for C in grid:
+        model = LogisticRegression(C=C, class_weight="balanced",
+                                   max_iter=params.max_iter).fit(f_train, y_train)
+        key: tuple[float, ...] = (0.0,)
+        if len(y_val):
+            scores = proba_to_scores(model.predict_proba(f_val), model.classes_, num_classes)
+            probs = np.stack([1 - scores, scores], 1) if scores.ndim == 1 else scores
+            loss = balanced_log_loss(y_val, probs, num_classes)
+            primary = selection_score(y_val, scores, num_classes)
+            key = (-loss,) if primary is None else (round(primary, 6), -loss)
+        if best is None or key > best[0]:
+            best = (key, model)
+    assert best is not None
+    return best[1]
+
+
 class BandStatsLogReg:
     """Standardized band statistics + class-balanced L2 logistic regression.
 
@@ -59,7 +86,6 @@ class BandStatsLogReg:
         self.order = "none"
 
     def fit(self, ctx: FitContext) -> None:
-        from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
         if len(np.unique(ctx.y_train)) < 2:
@@ -71,26 +97,10 @@ class BandStatsLogReg:
         raw_train = self._features(ctx.x_train)
         self.scaler = StandardScaler().fit(raw_train)
         f_train = self.scaler.transform(raw_train)
-        has_val = len(ctx.y_val) > 0
-        f_val = self.scaler.transform(self._features(ctx.x_val)) if has_val else None
-        grid = sorted(self.params.Cs)
-        grid = grid if has_val else [grid[len(grid) // 2]]
-        best: tuple[tuple[float, ...], Any] | None = None
-        for C in grid:
-            model = LogisticRegression(C=C, class_weight="balanced",
-                                       max_iter=self.params.max_iter).fit(f_train, ctx.y_train)
-            key: tuple[float, ...] = (0.0,)
-            if f_val is not None:
-                scores = proba_to_scores(model.predict_proba(f_val), model.classes_,
-                                         self.num_classes)
-                probs = np.stack([1 - scores, scores], 1) if scores.ndim == 1 else scores
-                loss = balanced_log_loss(np.asarray(ctx.y_val), probs, self.num_classes)
-                primary = selection_score(np.asarray(ctx.y_val), scores, self.num_classes)
-                key = (-loss,) if primary is None else (round(primary, 6), -loss)
-            if best is None or key > best[0]:
-                best = (key, model)
-        assert best is not None
-        self.model = best[1]
+        f_val = (self.scaler.transform(self._features(ctx.x_val)) if len(ctx.y_val)
+                 else np.empty((0, f_train.shape[1])))
+        self.model = fit_logreg_on_val(f_train, ctx.y_train, f_val, ctx.y_val, self.params,
+                                       self.num_classes)
 
     def _prepare(self, ctx: FitContext) -> None:
         """Hook for subclasses that need more than the tiles (e.g. the encoder)."""

@@ -37,7 +37,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # predicting it from the others is the normal-behaviour model the residual heads read. On
     # the development fleet (generator seed 1, 180 test machines) the label-free residual alone
     # caught 0.244 of the failures 72 h ahead vs 0.215 at 0.2 (0.265 at 0.8, where the RUL
-    # heads lost 0.03-0.05 AUPRC); rul_with_residuals 0.304 / 0.306 vs 0.298 / 0.292 at 5 / 10%.
+    # heads lost 0.04-0.07 AUPRC); rul_with_residuals 0.304 / 0.306 vs 0.298 / 0.292 at 5 / 10%.
     "pretext": {"name": "masked_patches",
                 "params": {"patch_len": 8, "mask_ratio": 0.4, "sensor_mask_prob": 0.5}},
     "augmentations": [],

@@ -50,7 +50,7 @@ class RULWithResiduals(RULRegression):
     def __init__(self, params: RULWithResidualsParams | None = None) -> None:
         params = params or RULWithResidualsParams()
         super().__init__(params)
-        self.residual_weight = params.residual_weight
+        self.params: RULWithResidualsParams = params
         self.residual_encoder: SequenceBackbone | None = None
         self.stats = np.zeros(4)
 
@@ -72,4 +72,4 @@ class RULWithResiduals(RULRegression):
             raise RuntimeError(f"{self.name}: call fit() before predict_scores()")
         rul, anomaly = self._parts(x)
         m_r, s_r, m_a, s_a = self.stats
-        return (rul - m_r) / s_r + self.residual_weight * (anomaly - m_a) / s_a
+        return (rul - m_r) / s_r + self.params.residual_weight * (anomaly - m_a) / s_a
