@@ -275,3 +275,22 @@ def test_normal_behaviour_residuals_flag_a_broken_sensor_relation():
     score = anomaly_from_residuals(res)
     assert score[32:].mean() > 3 * score[:32].mean()
     assert enc.training  # mode restored
+
+
+def test_sensor_residuals_are_remembered_per_encoder_weights_and_windows(monkeypatch):
+    from sslcore_sensor_maintenance.heads import normal_behavior
+
+    calls = []
+    compute = normal_behavior._compute_residuals
+    monkeypatch.setattr(normal_behavior, "_compute_residuals",
+                        lambda *a: calls.append(1) or compute(*a))
+    enc = TCNBackbone(TCNParams(channels=8, embed_dim=8), input_shape=(3, 16))
+    x = np.random.default_rng(0).normal(size=(10, 3, 16)).astype(np.float32)
+    first = normal_behavior.sensor_residuals(enc, x, torch.device("cpu"))
+    again = normal_behavior.sensor_residuals(enc, x.copy(), torch.device("cpu"))
+    assert len(calls) == 1 and again is first and not first.flags.writeable
+    normal_behavior.sensor_residuals(enc, x[:5], torch.device("cpu"))  # other windows
+    with torch.no_grad():
+        next(enc.parameters()).add_(0.5)  # other weights: computed afresh
+    changed = normal_behavior.sensor_residuals(enc, x, torch.device("cpu"))
+    assert len(calls) == 3 and not np.allclose(changed, first)

@@ -30,6 +30,9 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -57,13 +60,49 @@ def sequence_encoder(name: str, ctx: FitContext) -> SequenceBackbone:
     return encoder
 
 
-@torch.no_grad()
+# A sweep scores the same windows with the same frozen encoder many times (the test set at every
+# fraction and seed, by three heads): remember the last few results per encoder. Keyed by the
+# encoder object (weakly: nothing outlives it), a digest of its weights and of the windows; kept
+# outside the heads so pickled models carry none of it.
+_RESIDUAL_MEMO: "weakref.WeakKeyDictionary[SequenceBackbone, OrderedDict[tuple, np.ndarray]]" = \
+    weakref.WeakKeyDictionary()
+_MEMO_PER_ENCODER = 8
+
+
+def _digest(arrays: Any) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(repr((a.dtype.str, a.shape)).encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
 def sensor_residuals(encoder: SequenceBackbone, x: np.ndarray, device: torch.device,
                      batch_size: int = 1024) -> np.ndarray:
     """(N, C, T) raw windows -> (N, C * 4) residual features (see the module docstring).
 
-    The encoder's train/eval mode is restored afterwards; nothing is modified.
+    The encoder's train/eval mode is restored afterwards; nothing is modified. Results are
+    remembered for the same encoder weights and windows; the returned array is read-only.
     """
+    weights = _digest(t.detach().cpu().reshape(-1).view(torch.uint8).numpy()  # any dtype
+                      for t in encoder.state_dict().values())
+    key = (weights, _digest([np.asarray(x)]), str(device))
+    memo = _RESIDUAL_MEMO.setdefault(encoder, OrderedDict())
+    if key in memo:
+        memo.move_to_end(key)
+        return memo[key]
+    res = _compute_residuals(encoder, x, device, batch_size)
+    res.flags.writeable = False
+    memo[key] = res
+    while len(memo) > _MEMO_PER_ENCODER:
+        memo.popitem(last=False)
+    return res
+
+
+@torch.no_grad()
+def _compute_residuals(encoder: SequenceBackbone, x: np.ndarray, device: torch.device,
+                       batch_size: int) -> np.ndarray:
     was_training = encoder.training
     encoder.eval()
     out = []
