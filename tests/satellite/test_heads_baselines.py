@@ -58,11 +58,15 @@ class _Mean(torch.nn.Module):
 def test_band_stats_embedding_logreg_appends_the_embedding_and_needs_an_encoder():
     from sslcore.errors import ConfigError
     from sslcore.testing import tiny_context
-    from sslcore_satellite.band_stats_embedding import BandStatsEmbeddingLogReg
+    from sslcore_satellite.band_stats_embedding import (
+        BandStatsEmbeddingLogReg,
+        BandStatsEmbeddingLogRegParams,
+    )
     from sslcore_satellite.band_stats_logreg import BandStatsLogReg, BandStatsLogRegParams
 
     ctx = tiny_context((N_BANDS, 8, 8), num_classes=3, encoder=_Mean())
-    head = BandStatsEmbeddingLogReg(BandStatsLogRegParams(Cs=[1.0]))
+    head = BandStatsEmbeddingLogReg(BandStatsEmbeddingLogRegParams(Cs=[1.0],
+                                                                   embedding_weight=0.5))
     head.fit(ctx)
     base = BandStatsLogReg(BandStatsLogRegParams(Cs=[1.0]))
     base.fit(ctx)
@@ -70,6 +74,12 @@ def test_band_stats_embedding_logreg_appends_the_embedding_and_needs_an_encoder(
     expected = ctx.x_val[:, :2].mean(axis=(2, 3))
     np.testing.assert_allclose(head._features(ctx.x_val)[:, -2:], expected, rtol=1e-5)
     assert head.predict_scores(ctx.x_val).shape == (len(ctx.x_val), 3)
+    # The embedding block enters standardized, then scaled by embedding_weight.
+    raw = head._features(ctx.x_train)
+    standardized = (raw - raw.mean(0)) / raw.std(0)
+    np.testing.assert_allclose(head._standardize(raw)[:, -2:], 0.5 * standardized[:, -2:],
+                               atol=1e-4)
+    np.testing.assert_allclose(head._standardize(raw)[:, :-2], standardized[:, :-2], atol=1e-4)
     ctx.encoder = None
     with pytest.raises(ConfigError, match="band_stats_embedding_logreg"):
         BandStatsEmbeddingLogReg().fit(ctx)

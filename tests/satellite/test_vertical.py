@@ -35,7 +35,7 @@ def tiny_config(tmp_path: Path, dataset: dict[str, Any] | None = None, **overrid
         "output_dir": str(tmp_path / "runs"),
         "dataset": dataset or {"name": "satellite_synthetic",
                                "params": {"n_unlabeled": 32, "n_labeled": 40, "n_test": 30,
-                                          "size": 16}},
+                                          "size": 32}},
         "pretext": {"name": "dino", "params": {"n_local_crops": 2, "out_dim": 64,
                                                "hidden_dim": 32, "bottleneck_dim": 16,
                                                "total_steps": 2}},
@@ -109,3 +109,17 @@ def test_config_typo_exits_2_and_names_the_field(tmp_path, monkeypatch, make_sto
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "pretext.params.n_local_crop: unknown key" in err, err
+
+
+def test_crops_that_do_not_split_into_patches_exit_2_and_name_the_field(tmp_path, monkeypatch,
+                                                                          make_store, capsys):
+    # 16 px tiles make 8 px local crops; the recipe's ViT cuts 16 px patches.
+    monkeypatch.chdir(tmp_path)
+    dataset = {"name": "satellite_synthetic",
+               "params": {"n_unlabeled": 32, "n_labeled": 40, "n_test": 30, "size": 16}}
+    write_config(tmp_path, tiny_config(tmp_path, dataset))
+    uri = make_store(tmp_path)
+    assert main(["run", VERTICAL, "--config", "c.yaml", "--tracking-uri", uri,
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "pretext.params.local_crop_size: 8 px crops" in err and "16 px patches" in err, err

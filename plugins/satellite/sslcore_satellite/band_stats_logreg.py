@@ -96,8 +96,8 @@ class BandStatsLogReg:
         self._prepare(ctx)
         raw_train = self._features(ctx.x_train)
         self.scaler = StandardScaler().fit(raw_train)
-        f_train = self.scaler.transform(raw_train)
-        f_val = (self.scaler.transform(self._features(ctx.x_val)) if len(ctx.y_val)
+        f_train = self._standardize(raw_train)
+        f_val = (self._standardize(self._features(ctx.x_val)) if len(ctx.y_val)
                  else np.empty((0, f_train.shape[1])))
         self.model = fit_logreg_on_val(f_train, ctx.y_train, f_val, ctx.y_val, self.params,
                                        self.num_classes)
@@ -108,8 +108,12 @@ class BandStatsLogReg:
     def _features(self, x: np.ndarray) -> np.ndarray:
         return band_features(x, self.order)
 
+    def _standardize(self, raw: np.ndarray) -> np.ndarray:
+        """Fitted-scaler features; subclasses may weigh blocks after standardizing."""
+        return self.scaler.transform(raw)
+
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit() before predict_scores()")
-        f = self.scaler.transform(self._features(x))
+        f = self._standardize(self._features(x))
         return proba_to_scores(self.model.predict_proba(f), self.model.classes_, self.num_classes)

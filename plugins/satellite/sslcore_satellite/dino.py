@@ -103,6 +103,7 @@ class DINO(PretextTask):
                                   params.warmup_teacher_temp, params.warmup_teacher_temp_steps,
                                   params.center_momentum)
         self.views = MultiCrop(params, input_size=shape[-1])
+        _check_crops_fit_patches(backbone, self.views.global_size, self.views.local_size)
         self.augment = augment
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.total_steps = params.total_steps
@@ -150,3 +151,18 @@ class DINO(PretextTask):
             torch._foreach_mul_(t, m)
             torch._foreach_add_(t, s, alpha=1.0 - m)
         self.step += 1
+
+
+def _check_crops_fit_patches(backbone: Backbone, global_size: int, local_size: int) -> None:
+    """A ViT cuts each crop into patches: a crop side that is not a multiple of the patch side
+    would fail at the first step with a bare shape assertion; say what to change instead."""
+    patch = getattr(getattr(getattr(backbone, "model", None), "patch_embed", None),
+                    "patch_size", None)
+    if patch is None:
+        return
+    side = int(patch[0] if isinstance(patch, (tuple, list)) else patch)
+    for name, size in (("global_crop_size", global_size), ("local_crop_size", local_size)):
+        if size % side:
+            raise ConfigError(f"pretext.params.{name}: {size} px crops do not split into the "
+                              f"backbone's {side} px patches; set it to a multiple of {side} "
+                              "or lower backbone.params.patch_size")

@@ -28,16 +28,18 @@ def sslcore_register_pretext_tasks(registry):  # type: ignore[no-untyped-def]
 
 @hookimpl
 def sslcore_register_heads(registry):  # type: ignore[no-untyped-def]
-    from sslcore_satellite.band_stats_embedding import BandStatsEmbeddingLogReg
-    from sslcore_satellite.band_stats_logreg import BandStatsLogRegParams
+    from sslcore_satellite.band_stats_embedding import (
+        BandStatsEmbeddingLogReg,
+        BandStatsEmbeddingLogRegParams,
+    )
     from sslcore_satellite.knn import KNNParams, WeightedKNN
 
     registry.add("knn", WeightedKNN, params=KNNParams,
                  description="weighted k-NN (cosine, exp(s/T) votes) on frozen embeddings")
     registry.add("band_stats_embedding_logreg", BandStatsEmbeddingLogReg,
-                 params=BandStatsLogRegParams,
+                 params=BandStatsEmbeddingLogRegParams,
                  description="images: logistic regression on band statistics plus the frozen "
-                 "pretrained embedding")
+                 "pretrained embedding (weighted by embedding_weight)")
 
 
 @hookimpl

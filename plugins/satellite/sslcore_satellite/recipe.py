@@ -1,8 +1,9 @@
 """The satellite vertical's default experiment: DINO on unlabeled 13-band tiles.
 
-A ViT-Tiny (8 px patches, 13 input bands, random init) is pretrained with DINO on the
-unlabeled pool; the SSL arm reads its frozen embeddings with a weighted kNN and a linear probe,
-gives them to a logistic regression next to the band statistics, and fine-tunes the encoder. The baseline arm trains the same ViT from scratch with the same budget and
+A four-block ViT-Tiny (16 px patches, 13 input bands, random init) is pretrained with DINO on
+the unlabeled pool; the SSL arm reads its frozen embeddings with a weighted kNN and a linear
+probe, gives them to a logistic regression next to the band statistics, and fine-tunes the
+encoder. The baseline arm trains the same ViT from scratch with the same budget and
 augmentations, and fits gradient boosting and logistic regression on per-band statistics and
 spectral indices. Accuracy is the primary metric (EuroSAT's), macro F1 the second.
 """
@@ -20,25 +21,33 @@ def _dino(n_unlabeled: int, batch_size: int, n_local: int) -> dict[str, Any]:
     """DINO's params; the prototypes stay frozen for the first epoch (single process). The
     teacher-momentum schedule spans the run's steps, which the loop passes to the task."""
     steps_per_epoch = n_unlabeled // batch_size
-    # Photometric jitter is kept mild: band ratios are what tells land covers apart, and a
-    # strong per-band gain teaches the encoder to ignore them.
-    return {"n_local_crops": n_local, "out_dim": 2048, "momentum": 0.996,
+    # A short schedule: a teacher that follows faster (momentum 0.99, DINO's 0.996 is for 100+
+    # epochs) and fewer prototypes. Per-view brightness, contrast and per-band gain of 30% keep
+    # the encoder off what every crop of a tile shares (illumination, haze): the spectrum is the
+    # band statistics' job, the embedding's is the spatial pattern. On the development draw
+    # (generator seed 1) with the ViT below, kNN accuracy at 1 / 5 / 10% went from 0.44 / 0.55 /
+    # 0.59 (momentum 0.996, 2048 prototypes, lr 3e-4) to 0.54 / 0.63 / 0.65.
+    return {"n_local_crops": n_local, "out_dim": 1024, "momentum": 0.99,
             "teacher_temp": 0.04, "warmup_teacher_temp": 0.04,
-            "freeze_last_layer_steps": steps_per_epoch, "brightness": 0.2, "contrast": 0.2,
-            "band_gain": 0.05, "band_dropout_p": 0.02}
+            "freeze_last_layer_steps": steps_per_epoch, "brightness": 0.3, "contrast": 0.3,
+            "band_gain": 0.3, "band_dropout_p": 0.05}
 
 
 _BATCH = 64
-# Sized for 2 CPU cores (about 25 minutes of pretraining on one thread, bf16); on a GPU raise the
-# pool, the epochs and n_local (DINO's default is 6 local crops).
-_FULL = {"n_unlabeled": 3072, "epochs": 6, "n_local": 4}
-_QUICK = {"n_unlabeled": 1024, "epochs": 2, "n_local": 2}
+# Sized for 2 CPU cores (about 30 minutes of pretraining on one thread, bf16); on a GPU raise the
+# pool, the epochs, the ViT's depth and n_local (DINO's default is 6 local crops).
+_FULL = {"n_unlabeled": 3072, "epochs": 36, "n_local": 4}
+_QUICK = {"n_unlabeled": 1024, "epochs": 8, "n_local": 2}
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": {"name": "satellite_synthetic",
                 "params": {"n_unlabeled": _FULL["n_unlabeled"], "n_labeled": 2000,
                            "n_test": 2000}},
-    "backbone": {"name": "vit_tiny", "params": {}},
+    # ViT-Tiny cut to 4 blocks with 16 px patches (16 tokens at 64 px): about six times the DINO
+    # steps of the 12-block, 8 px ViT in the same time. The 12-block ViT learnt little in the
+    # steps 2 cores allow (development draw, 576 steps: kNN at 10% 0.47, untrained 0.46).
+    "backbone": {"name": "timm", "params": {"model_name": "vit_tiny_patch16_224",
+                                            "patch_size": 16, "timm_kwargs": {"depth": 4}}},
     "pretext": {"name": "dino", "params": _dino(_FULL["n_unlabeled"], _BATCH, _FULL["n_local"])},
     # Label-preserving for overhead imagery; used by fine-tuning and scratch alike, and on top
     # of DINO's own multi-crop views.
@@ -48,7 +57,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
               {"name": "finetune"}],
     "baselines": [{"name": "scratch"}, {"name": "band_stats_gbm"},
                   {"name": "band_stats_logreg"}],
-    "pretrain": {"epochs": _FULL["epochs"], "batch_size": _BATCH, "lr": 3e-4,
+    "pretrain": {"epochs": _FULL["epochs"], "batch_size": _BATCH, "lr": 1e-3,
                  "weight_decay": 0.04, "warmup_steps": 30, "checkpoint_every": 100},
     "finetune": {"epochs": 20, "batch_size": 64, "lr": 3e-4, "patience": 5},
     "evaluation": {"metrics": METRICS, "primary_metric": "accuracy",
