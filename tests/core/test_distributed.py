@@ -230,7 +230,7 @@ def test_killed_rank_is_restarted_and_resumes_without_lost_or_doubled_steps(tmp_
     out, progress, pids = tmp_path / "out.json", tmp_path / "progress.txt", tmp_path / "pids"
     pids.mkdir()
     env = _child_env() | {"SSLCORE_TEST_STEP_SLEEP": "0.15"}
-    # --max_restarts 2, not 1: in 3 of 20 runs on this 2-core machine (2026-12-01) a restarted
+    # --max_restarts 2, not 1: in 3 of 22 runs on this 2-core machine (2026-12-01) a restarted
     # gloo rank died with SIGSEGV seconds after the restart, cause not found. A second restart
     # resumes from the same checkpoint, so the checks below (no lost or doubled step, the same
     # trajectory) hold either way; the README's examples run with 2-3 restarts too.
