@@ -43,9 +43,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": {"name": "satellite_synthetic",
                 "params": {"n_unlabeled": _FULL["n_unlabeled"], "n_labeled": 2000,
                            "n_test": 2000}},
-    # ViT-Tiny cut to 4 blocks with 16 px patches (16 tokens at 64 px): about six times the DINO
-    # steps of the 12-block, 8 px ViT in the same time. The 12-block ViT learnt little in the
-    # steps 2 cores allow (development draw, 576 steps: kNN at 10% 0.47, untrained 0.46).
+    # ViT-Tiny cut to 4 blocks with 16 px patches (16 tokens at 64 px): 60 DINO steps a minute on
+    # one thread, twice the 12-block ViT with the same patches (28) and about five times the
+    # 12-block, 8 px one. The 12-block ViT learnt little in the steps 2 cores allow
+    # (development draw, 576 steps: kNN at 10% 0.47, untrained 0.46).
     "backbone": {"name": "timm", "params": {"model_name": "vit_tiny_patch16_224",
                                             "patch_size": 16, "timm_kwargs": {"depth": 4}}},
     "pretext": {"name": "dino", "params": _dino(_FULL["n_unlabeled"], _BATCH, _FULL["n_local"])},
