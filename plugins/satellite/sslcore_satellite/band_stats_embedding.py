@@ -49,7 +49,6 @@ class BandStatsEmbeddingLogReg(BandStatsLogReg):
         params = params or BandStatsEmbeddingLogRegParams()
         super().__init__(params)
         self.params: BandStatsEmbeddingLogRegParams = params
-        self.n_stats = 0
 
     def _prepare(self, ctx: FitContext) -> None:
         self.encoder = require_encoder(self.name, ctx)
@@ -57,11 +56,10 @@ class BandStatsEmbeddingLogReg(BandStatsLogReg):
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         stats = band_features(x, self.order)
-        self.n_stats = stats.shape[1]
         emb = embed(self.encoder, x, self.device)
         return np.concatenate([stats, emb.astype(stats.dtype, copy=False)], axis=1)
 
     def _standardize(self, raw: np.ndarray) -> np.ndarray:
         f = super()._standardize(raw)
-        f[:, self.n_stats:] *= self.params.embedding_weight
+        f[:, f.shape[1] - int(self.encoder.embed_dim):] *= self.params.embedding_weight
         return f

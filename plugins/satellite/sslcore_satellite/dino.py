@@ -30,7 +30,9 @@ import copy
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
 
+from sslcore.builtins.backbones.timm_backbone import vit_patch_size
 from sslcore.builtins.pretext.byol import cosine_momentum
 from sslcore.contracts import Augmentation, Backbone, PretextTask
 from sslcore.errors import ConfigError
@@ -156,11 +158,11 @@ class DINO(PretextTask):
 def _check_crops_fit_patches(backbone: Backbone, global_size: int, local_size: int) -> None:
     """A ViT cuts each crop into patches: a crop side that is not a multiple of the patch side
     would fail at the first step with a bare shape assertion; say what to change instead."""
-    patch = getattr(getattr(getattr(backbone, "model", None), "patch_embed", None),
-                    "patch_size", None)
+    model = getattr(backbone, "model", None)  # the timm model inside a TimmBackbone
+    patch = vit_patch_size(model) if isinstance(model, nn.Module) else None
     if patch is None:
         return
-    side = int(patch[0] if isinstance(patch, (tuple, list)) else patch)
+    side = patch[0]  # square patches and crops
     for name, size in (("global_crop_size", global_size), ("local_crop_size", local_size)):
         if size % side:
             raise ConfigError(f"pretext.params.{name}: {size} px crops do not split into the "

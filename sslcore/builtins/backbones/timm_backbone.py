@@ -95,6 +95,12 @@ def _check_input_shape(input_shape: Any, model_name: str) -> tuple[int, int, int
     return shape  # type: ignore[return-value]
 
 
+def vit_patch_size(model: nn.Module) -> tuple[int, int] | None:
+    """(height, width) of a timm ViT's patches; None for a model without patches."""
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    return None if patch is None else (int(patch[0]), int(patch[1]))
+
+
 def create_timm_model(params: TimmParams, input_shape: tuple[int, int, int]) -> nn.Module:
     """``timm.create_model`` with the data's channels (and size, for ViTs), never pretrained.
 
@@ -132,7 +138,7 @@ def create_timm_model(params: TimmParams, input_shape: tuple[int, int, int]) -> 
         raise ConfigError(f"backbone {name!r}: timm rejected its arguments ({exc}); check "
                           "backbone.params (timm_kwargs, drop_path_rate, patch_size, "
                           "dynamic_img_size)") from exc
-    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    patch = vit_patch_size(model)
     if patch is not None and (h % patch[0] or w % patch[1]):
         raise ConfigError(f"backbone {name!r}: patch size {tuple(patch)} does not divide the "
                           f"image size {h} x {w}; set backbone.params.patch_size to a divisor")
