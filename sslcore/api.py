@@ -112,7 +112,7 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     The returned Method has ``predict_scores(x)``. Raises CheckpointError when the encoder was
     not pretrained for this config and data.
     """
-    from sslcore.data.sampling import nested_subsets
+    from sslcore.data.sampling import labeled_subsets
     from sslcore.distributed import pick_device
     from sslcore.errors import CheckpointError, ConfigError
     from sslcore.experiment import checkpoint_dir
@@ -133,9 +133,7 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     built = build_pretraining(cfg, registries, ssl_data)
     built.task.load_state_dict(load_checkpoint(ckpt)["model"])
     device = pick_device()
-    ev = cfg.evaluation
-    subset = nested_subsets(ssl_data.labeled_y, [label_fraction], seed,
-                            min_per_class=ev.min_labeled_per_class, val_fraction=ev.val_fraction)[0]
+    subset = labeled_subsets(ssl_data, cfg.evaluation, [label_fraction], seed)[0]
     ctx = fit_context(ssl_data, subset, cfg, device=device, make_backbone=built.make_backbone,
                       augment=built.finetune_augment, encoder=built.task.backbone.to(device).eval())
     head = registries.heads.get(refs[method].name).build(refs[method].params)

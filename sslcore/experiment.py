@@ -15,7 +15,7 @@ import polars as pl
 
 from sslcore.config import ExperimentConfig, check_components, deep_merge, load_yaml, validate_config
 from sslcore.contracts import ArtifactContext
-from sslcore.data.sampling import nested_subsets
+from sslcore.data.sampling import labeled_subsets
 from sslcore.data.ssl_data import SSLData
 from sslcore.errors import ConfigError, DataError
 from sslcore.evaluate.metrics import ALL_METRICS, LOWER_IS_BETTER
@@ -99,9 +99,7 @@ def load_data(cfg: ExperimentConfig, registries: Any, data: Any = None) -> SSLDa
 def check_sampling(cfg: ExperimentConfig, data: SSLData) -> None:
     """Fail before pretraining if some fraction cannot have every class."""
     for seed in cfg.evaluation.seeds:
-        nested_subsets(data.labeled_y, cfg.evaluation.label_fractions, seed,
-                       min_per_class=cfg.evaluation.min_labeled_per_class,
-                       val_fraction=cfg.evaluation.val_fraction, groups=data.labeled_groups)
+        labeled_subsets(data, cfg.evaluation, cfg.evaluation.label_fractions, seed)
 
 
 def pretrain_key(cfg: ExperimentConfig, content_hash: str) -> str:

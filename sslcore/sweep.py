@@ -13,7 +13,7 @@ import torch
 
 from sslcore.config import ComponentRef, ExperimentConfig
 from sslcore.contracts import Backbone, FitContext, Method
-from sslcore.data.sampling import LabeledSubset, nested_subsets
+from sslcore.data.sampling import LabeledSubset, labeled_subsets
 from sslcore.data.ssl_data import SSLData
 from sslcore.evaluate.metrics import THRESHOLD_METRICS, compute, youden_threshold
 from sslcore.evaluate.report import RESULT_SCHEMA
@@ -71,9 +71,7 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
     needs_threshold = any(m in THRESHOLD_METRICS for m in ev.metrics)
     bar = tqdm(total=total, desc="few-label sweep", unit="fit", disable=not progress)
     for seed in ev.seeds:
-        subsets = nested_subsets(data.labeled_y, ev.label_fractions, seed,
-                                 min_per_class=ev.min_labeled_per_class,
-                                 val_fraction=ev.val_fraction, groups=data.labeled_groups)
+        subsets = labeled_subsets(data, ev, ev.label_fractions, seed)
         for subset in subsets:
             per_class = subset.class_counts(data.labeled_y, data.num_classes)
             counts.setdefault(subset.fraction, []).append(per_class)

@@ -71,6 +71,16 @@ def nested_subsets(
     return _take(orders, fractions, seed, min_per_class, val_fraction, lambda idx: idx)
 
 
+def labeled_subsets(data: Any, evaluation: Any, fractions: list[float],
+                    seed: int) -> list[LabeledSubset]:
+    """:func:`nested_subsets` of an SSLData's labeled pool under an ``EvaluationConfig``'s
+    rules, by group where the data has ``labeled_groups``. The sweep, the check before
+    pretraining and ``sslcore.finetune`` all draw through here, so they pick the same rows."""
+    return nested_subsets(data.labeled_y, fractions, seed,
+                          min_per_class=evaluation.min_labeled_per_class,
+                          val_fraction=evaluation.val_fraction, groups=data.labeled_groups)
+
+
 def _group_subsets(y: np.ndarray, groups: np.ndarray, fractions: list[float], seed: int, *,
                    min_per_class: int, val_fraction: float) -> list[LabeledSubset]:
     ids, inverse = np.unique(groups, return_inverse=True)
