@@ -12,6 +12,12 @@ import torch
 
 from sslcore.errors import ConfigError, DataError
 from sslcore.testing import TINY_BUDGET, tiny_context
+from sslcore_sensor_maintenance.augmentations import (
+    SensorJitter,
+    SensorJitterParams,
+    SensorScaling,
+    SensorScalingParams,
+)
 from sslcore_sensor_maintenance.backbones.patch_transformer import (
     PatchTransformerBackbone,
     PatchTransformerParams,
@@ -294,3 +300,19 @@ def test_sensor_residuals_are_remembered_per_encoder_weights_and_windows(monkeyp
         next(enc.parameters()).add_(0.5)  # other weights: computed afresh
     changed = normal_behavior.sensor_residuals(enc, x, torch.device("cpu"))
     assert len(calls) == 3 and not np.allclose(changed, first)
+
+
+def test_sensor_augmentations_keep_levels_and_scale_with_each_window():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, *SHAPE) * torch.tensor([1.0, 5.0, 0.1, 1.0, 0.0])[:, None] + 3.0
+    scaled = SensorScaling(SensorScalingParams(sigma=0.3))(x, g)
+    # the window's level (what degradation shifts) stays; the spread around it changes
+    torch.testing.assert_close(scaled.mean(-1), x.mean(-1), atol=1e-5, rtol=0)
+    assert not torch.allclose(scaled, x)
+    jittered = SensorJitter(SensorJitterParams(sigma=0.1))(x, g)
+    noise_std = (jittered - x).std(dim=(0, 2))
+    # noise relative to each sensor's own spread: none on the constant sensor
+    assert noise_std[4] == 0
+    ratio = noise_std[:4] / x.std(dim=-1).mean(0)[:4]
+    torch.testing.assert_close(ratio, torch.full((4,), 0.1), atol=0.01, rtol=0)
+    assert torch.equal(SensorJitter(SensorJitterParams(sigma=0.0))(x, g), x)

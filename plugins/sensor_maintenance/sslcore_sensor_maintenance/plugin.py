@@ -29,6 +29,18 @@ def sslcore_register_backbones(registry):  # type: ignore[no-untyped-def]
 
 
 @hookimpl
+def sslcore_register_augmentations(registry):  # type: ignore[no-untyped-def]
+    from sslcore_sensor_maintenance import augmentations as aug
+
+    registry.add("sensor_jitter", aug.SensorJitter, params=aug.SensorJitterParams,
+                 description="sensor windows: Gaussian noise relative to each window's "
+                 "per-sensor std")
+    registry.add("sensor_scaling", aug.SensorScaling, params=aug.SensorScalingParams,
+                 description="sensor windows: per-sensor gain on the deviations from the "
+                 "window mean")
+
+
+@hookimpl
 def sslcore_register_pretext_tasks(registry):  # type: ignore[no-untyped-def]
     from sslcore_sensor_maintenance.pretext import masked_patches, ts2vec
 
