@@ -24,11 +24,23 @@ from sslcore_sensor_maintenance.backbones.patch_transformer import (
 )
 from sslcore_sensor_maintenance.backbones.tcn import TCNBackbone, TCNParams
 from sslcore_sensor_maintenance.baselines.window_features import STATS, window_stats
+from sslcore_sensor_maintenance.heads.normal_behavior import (
+    anomaly_from_residuals,
+    sensor_residuals,
+)
 from sslcore_sensor_maintenance.heads.rul_regression import (
     RULRegression,
     RULRegressionParams,
     RULRegressionScratch,
     RULRegressionScratchParams,
+)
+from sslcore_sensor_maintenance.heads.rul_with_residuals import (
+    RULWithLevelsScratch,
+    RULWithLevelsScratchParams,
+    RULWithResiduals,
+    RULWithResidualsParams,
+    last_quarter_features,
+    last_quarter_levels,
 )
 from sslcore_sensor_maintenance.pretext.masked_patches import MaskedPatches, MaskedPatchesParams
 from sslcore_sensor_maintenance.pretext.ts2vec import (
@@ -56,6 +68,20 @@ def _rul_context(seed: int = 0, with_meta: bool = True):
             setattr(ctx, split, {"rul": rul, "horizon": np.full(len(y), 24.0),
                                  "time_to_record_end": np.full(len(y), 500.0)})
     return ctx
+
+
+def _two_scores_by_hand(rul_train, rul_test, f_train, f_test, y_train, c, weight=1.0):
+    """z(RUL score) + weight * z(logistic regression on the features), z on the train rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(f_train)
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+    lr.fit(scaler.transform(f_train), y_train)
+    d_train = lr.decision_function(scaler.transform(f_train))
+    d_test = lr.decision_function(scaler.transform(f_test))
+    return ((rul_test - rul_train.mean()) / rul_train.std()
+            + weight * (d_test - d_train.mean()) / d_train.std())
 
 
 def test_rul_regression_fits_scores_and_is_deterministic():
@@ -92,15 +118,6 @@ def test_rul_regression_scratch_starts_from_a_fresh_backbone():
 
 
 def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score():
-    from sslcore_sensor_maintenance.heads.normal_behavior import (
-        anomaly_from_residuals,
-        sensor_residuals,
-    )
-    from sslcore_sensor_maintenance.heads.rul_with_residuals import (
-        RULWithResiduals,
-        RULWithResidualsParams,
-    )
-
     x_test = tiny_context(SHAPE, seed=5).x_train[:20]
     ctx = _rul_context()
     plain = RULRegression(RULRegressionParams())
@@ -110,13 +127,18 @@ def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score(
     only_rul = RULWithResiduals(RULWithResidualsParams(residual_weight=0.0))
     only_rul.fit(_rul_context())
     np.testing.assert_allclose(only_rul.predict_scores(x_test), z_rul, atol=1e-4)
+    only_rul = RULWithResiduals(RULWithResidualsParams(residual_weight=0.0,
+                                                       residual_score="mean_square"))
+    only_rul.fit(_rul_context())
+    np.testing.assert_allclose(only_rul.predict_scores(x_test), z_rul, atol=1e-4)
 
     def log_anomaly(x):
         res = sensor_residuals(ctx.encoder, x, torch.device("cpu"))
         return np.log(anomaly_from_residuals(res) + 1e-12)
 
     a_train, a_test = log_anomaly(ctx.x_train), log_anomaly(x_test)
-    head = RULWithResiduals(RULWithResidualsParams(residual_weight=2.0))
+    head = RULWithResiduals(RULWithResidualsParams(residual_weight=2.0,
+                                                   residual_score="mean_square"))
     head.fit(_rul_context())
     expected = z_rul + 2.0 * (a_test - a_train.mean()) / a_train.std()
     np.testing.assert_allclose(head.predict_scores(x_test), expected, atol=1e-4)
@@ -124,12 +146,58 @@ def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score(
                                expected, atol=1e-4)
 
 
-def test_rul_with_residuals_reuses_the_rul_regression_fitted_in_the_same_sweep():
-    from sslcore_sensor_maintenance.heads.rul_with_residuals import (
-        RULWithResiduals,
-        RULWithResidualsParams,
-    )
+def test_rul_with_residuals_learns_which_sensor_residuals_signal_a_failure():
+    """The default residual score: an L2 logistic regression on each sensor's last-quarter
+    residual mean and |mean|, fitted on the labeled training windows."""
+    x_test = tiny_context(SHAPE, seed=5).x_train[:20]
+    ctx = _rul_context()
+    plain = RULRegression(RULRegressionParams())
+    plain.fit(ctx)
+    r_train, r_test = plain.predict_scores(ctx.x_train), plain.predict_scores(x_test)
 
+    def features(x):
+        return last_quarter_features(sensor_residuals(ctx.encoder, x, torch.device("cpu")))
+
+    f_train = features(ctx.x_train)
+    assert f_train.shape == (len(ctx.x_train), 2 * SHAPE[0])
+    expected = _two_scores_by_hand(r_train, r_test, f_train, features(x_test), ctx.y_train, 0.5)
+    head = RULWithResiduals(RULWithResidualsParams(residual_c=0.5))
+    head.fit(_rul_context())
+    np.testing.assert_allclose(head.predict_scores(x_test), expected, atol=1e-4)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(head)).predict_scores(x_test),
+                               expected, atol=1e-4)
+
+
+def test_rul_with_levels_scratch_is_rul_with_residuals_without_the_encoder():
+    """The baseline: the scratch RUL score plus the same logistic regression on the window's
+    own last-quarter levels; it reuses rul_regression_scratch's fit and needs no encoder."""
+    x_test = tiny_context(SHAPE, seed=5).x_train[:20]
+    ctx = _rul_context()
+    ctx.encoder = None  # the baseline arm's context
+    scratch = RULRegressionScratch(RULRegressionScratchParams())
+    scratch.fit(ctx)
+    r_train, r_test = scratch.predict_scores(ctx.x_train), scratch.predict_scores(x_test)
+    f_train = last_quarter_levels(ctx.x_train)
+    q = SHAPE[1] // 4
+    np.testing.assert_allclose(f_train[:, :SHAPE[0]], ctx.x_train[:, :, -q:].mean(2), atol=1e-6)
+    expected = _two_scores_by_hand(r_train, r_test, f_train, last_quarter_levels(x_test),
+                                   ctx.y_train, 0.3, weight=2.0)
+
+    head = RULWithLevelsScratch(RULWithLevelsScratchParams(level_weight=2.0, level_c=0.3))
+    head.fit(ctx)
+    assert head.model is scratch.model  # same seed and rows: the regression is not retrained
+    np.testing.assert_allclose(head.predict_scores(x_test), expected, atol=1e-4)
+    alone = RULWithLevelsScratch(RULWithLevelsScratchParams(level_weight=2.0, level_c=0.3))
+    fresh = _rul_context()
+    fresh.encoder = None
+    alone.fit(fresh)  # its own cache: trained from the seeded fresh backbone, same result
+    assert alone.model is not scratch.model
+    np.testing.assert_allclose(alone.predict_scores(x_test), expected, atol=1e-4)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(alone)).predict_scores(x_test),
+                               expected, atol=1e-4)
+
+
+def test_rul_with_residuals_reuses_the_rul_regression_fitted_in_the_same_sweep():
     x_test = tiny_context(SHAPE, seed=5).x_train[:20]
     alone = RULWithResiduals()
     alone.fit(_rul_context())

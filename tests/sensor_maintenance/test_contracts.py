@@ -1,7 +1,7 @@
 """The shipped contract tests over every component the sensor plugin registers.
 
-File loaders are covered in test_loaders.py. ``rul_regression``, ``rul_with_residuals`` and
-``rul_regression_scratch`` need per-window remaining useful life (``ctx.meta_train["rul"]``),
+File loaders are covered in test_loaders.py. ``rul_regression``, ``rul_with_residuals``,
+``rul_regression_scratch`` and ``rul_with_levels_scratch`` need per-window remaining useful life (``ctx.meta_train["rul"]``),
 which the generic tiny contexts do not carry; they get the same checks with that metadata in test_components.py.
 """
 
@@ -10,7 +10,7 @@ import pytest
 from sslcore.testing import contract_cases, run_case
 
 SKIP = {"sensor_table", "cmapss", "rul_regression", "rul_with_residuals",
-        "rul_regression_scratch"}
+        "rul_regression_scratch", "rul_with_levels_scratch"}
 
 
 @pytest.mark.parametrize("case", contract_cases("sslcore_sensor_maintenance", input_shape=(5, 64),

@@ -76,7 +76,7 @@ def sslcore_register_heads(registry):  # type: ignore[no-untyped-def]
 def sslcore_register_baselines(registry):  # type: ignore[no-untyped-def]
     from sslcore_sensor_maintenance.baselines import window_stats_detectors as det
     from sslcore_sensor_maintenance.baselines import window_stats_gbm
-    from sslcore_sensor_maintenance.heads import rul_regression
+    from sslcore_sensor_maintenance.heads import rul_regression, rul_with_residuals
 
     registry.add("window_stats_gbm", window_stats_gbm.WindowStatsGBM,
                  params=window_stats_gbm.WindowStatsGBMParams,
@@ -84,6 +84,10 @@ def sslcore_register_baselines(registry):  # type: ignore[no-untyped-def]
     registry.add("rul_regression_scratch", rul_regression.RULRegressionScratch,
                  params=rul_regression.RULRegressionScratchParams,
                  description="the rul_regression head on a randomly initialised backbone")
+    registry.add("rul_with_levels_scratch", rul_with_residuals.RULWithLevelsScratch,
+                 params=rul_with_residuals.RULWithLevelsScratchParams,
+                 description="rul_regression_scratch's score plus a logistic regression on "
+                 "each sensor's recent levels: rul_with_residuals without the SSL encoder")
     registry.add("window_stats_iforest", det.WindowStatsIForest,
                  params=det.WindowStatsIForestParams,
                  description="pyod Isolation Forest on window statistics (no labels)")

@@ -16,8 +16,10 @@ means a sooner failure, so it is compared with the classifiers on the same metri
 
 Needs ``ctx.meta_train["rul"]`` (and ``meta_val``); ``horizon`` from the meta sets the default
 cap (4 horizons). The fitted regression is kept in ``ctx.cache`` (keyed by its params, the
-budget, the seed and the labeled rows; reused only for the same encoder object), so
-``rul_with_residuals`` in the same sweep reuses it instead of training it again.
+budget, the seed and the labeled rows; reused only for the same pretrained encoder object, or
+from a fresh backbone, which the seed fixes), so ``rul_with_residuals`` and
+``rul_with_levels_scratch`` in the same sweep reuse the regression of ``rul_regression`` and
+``rul_regression_scratch`` instead of training it again.
 
 The same regression from a randomly initialised backbone (``ctx.make_backbone()``) is the
 baseline ``rul_regression_scratch``: the richer RUL target is label information both arms may
@@ -114,9 +116,10 @@ class RULRegression:
             raise DataError(f"{self.name}: no labeled window has a known remaining useful "
                             f"life (failure ahead, or at least {self.cap:g} of record after it)")
         self.device = ctx.device
-        key = self._cache_key(ctx, encoder)
+        tag = self._reuse_tag(ctx, encoder)
+        key = self._cache_key(ctx, tag) if tag is not None else None
         cached = ctx.cache.get(key) if key else None
-        if cached is not None and cached[0] is encoder:  # same fit already done this sweep
+        if cached is not None and cached[0] is tag:  # same fit already done this sweep
             self.model = cached[1]
             return
         devices = [ctx.device] if ctx.device.type == "cuda" else []
@@ -125,18 +128,22 @@ class RULRegression:
             model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.embed_dim, 1))
             self.model = self._train(model.to(ctx.device), ctx, target, keep)
         if key:
-            ctx.cache[key] = (encoder, self.model)
+            ctx.cache[key] = (tag, self.model)
 
-    def _cache_key(self, ctx: FitContext, encoder: nn.Module) -> str | None:
-        """Key of this regression in ``ctx.cache``, so heads built on it (rul_with_residuals)
-        reuse the fit; None for a fresh backbone (nothing to share)."""
-        if encoder is not ctx.encoder:
-            return None
+    def _reuse_tag(self, ctx: FitContext, encoder: nn.Module) -> object:
+        """What the regression starts from, for reuse through ``ctx.cache``: the sweep's
+        pretrained encoder object, or None (another encoder: never shared)."""
+        return encoder if encoder is ctx.encoder else None
+
+    def _cache_key(self, ctx: FitContext, tag: object) -> str:
+        """Key of this regression in ``ctx.cache``, so methods built on the same regression
+        (rul_with_residuals, rul_with_levels_scratch) reuse the fit instead of repeating it."""
         rows = hashlib.sha1(np.ascontiguousarray(ctx.y_train).tobytes())
         rows.update(np.ascontiguousarray(ctx.meta_train["rul"], dtype=np.float64).tobytes())
         rows.update(repr((np.shape(ctx.x_train), len(ctx.y_val), id(ctx.augment))).encode())
         params = self.params.model_dump(include=set(RULRegressionParams.model_fields))
-        return (f"rul_regression:{params}:{ctx.budget.model_dump_json()}:seed={ctx.seed}:"
+        start = "scratch" if tag is FRESH_BACKBONE else "pretrained"
+        return (f"rul_regression:{start}:{params}:{ctx.budget.model_dump_json()}:seed={ctx.seed}:"
                 f"rows={rows.hexdigest()}")
 
     def _train(self, model: nn.Sequential, ctx: FitContext, target: np.ndarray,
@@ -213,6 +220,10 @@ class RULRegression:
         return self._scores(self.model, x)
 
 
+# Reuse tag of a regression from a fresh backbone: seeded by ctx.seed, which the key holds.
+FRESH_BACKBONE = "fresh backbone"
+
+
 class RULRegressionScratch(RULRegression):
     """The baseline: the same RUL regression from a randomly initialised backbone.
 
@@ -223,3 +234,6 @@ class RULRegressionScratch(RULRegression):
 
     def _encoder(self, ctx: FitContext) -> nn.Module:
         return fresh_backbone(ctx)
+
+    def _reuse_tag(self, ctx: FitContext, encoder: nn.Module) -> object:
+        return FRESH_BACKBONE
