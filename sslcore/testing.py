@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import functools
 import pickle
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,9 +223,14 @@ def check_pretext_task(entry: Entry[Any], backbone_entry: Entry[Any],
 def check_method(entry: Entry[Any], *, backbone_entry: Entry[Any] | None,
                  input_shape: Sequence[int], num_classes: int = 2, as_head: bool = True,
                  params: dict[str, Any] | None = None,
-                 backbone_params: dict[str, Any] | None = None) -> None:
+                 backbone_params: dict[str, Any] | None = None,
+                 add_meta: Callable[[FitContext], None] | None = None) -> None:
     """Fit on a tiny labeled set; scores of the right shape, finite, deterministic by seed,
-    picklable; ``ctx.encoder`` left untouched; label-free methods ignore the labels."""
+    picklable; ``ctx.encoder`` left untouched; label-free methods ignore the labels.
+
+    ``add_meta(ctx)`` fills ``ctx.meta_train`` / ``ctx.meta_val`` for methods that need
+    per-row metadata (e.g. remaining useful life), which the tiny contexts do not carry.
+    """
     shape = tuple(input_shape)
     check_params(entry, params)
 
@@ -236,6 +241,8 @@ def check_method(entry: Entry[Any], *, backbone_entry: Entry[Any] | None,
         if as_head and backbone_entry is not None:
             ctx.encoder = _build_backbone(backbone_entry, backbone_params, shape, 0,
                                           fit_on=ctx.unlabeled)
+        if add_meta is not None:
+            add_meta(ctx)
         return ctx
 
     method = entry.build(params)
