@@ -93,12 +93,21 @@ def first_alert_lead_times(y: np.ndarray, scores: np.ndarray, meta: dict[str, np
     Returns ``(lead_times, horizon)``; ``lead_times`` is empty without healthy windows or
     without events.
     """
+    _, lead, horizon = first_alerts(y, scores, meta, far=far, name=name)
+    return lead, horizon
+
+
+def first_alerts(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray], *,
+                 far: float = FALSE_ALARM_RATE, name: str = "event metric"
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`first_alert_lead_times` with the events' ids: ``(event_ids, lead_times,
+    horizon)``, ids ascending, for breaking the metrics down by event attributes."""
     s = _binary(scores)
     rul, event, horizon = _require(meta, len(s), name)
     runup = (event >= 0) & (rul <= RUNUP_HORIZONS * horizon)
     threshold = alert_threshold(s, rul > RUNUP_HORIZONS * horizon, far)
     if np.isnan(threshold) or not runup.any():
-        return np.empty(0), horizon
+        return np.empty(0, dtype=np.int64), np.empty(0), horizon
     alarm = runup & (s > threshold)
     ids, inverse = np.unique(event[runup], return_inverse=True)
     lead = np.full(len(ids), np.nan)
@@ -107,7 +116,7 @@ def first_alert_lead_times(y: np.ndarray, scores: np.ndarray, meta: dict[str, np
         values = alarm_rul[inverse == i]
         if np.isfinite(values).any():
             lead[i] = np.nanmax(values)
-    return lead, horizon
+    return ids, lead, horizon
 
 
 def failures_detected(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray]) -> float:

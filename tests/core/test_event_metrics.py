@@ -42,6 +42,9 @@ def test_hand_computed_event_metrics():
     lead, horizon = em.first_alert_lead_times(y, s, meta)
     assert horizon == 10.0
     np.testing.assert_array_equal(lead, [15.0, 2.0, np.nan])  # event 3: no run-up, not counted
+    ids, lead_by_id, _ = em.first_alerts(y, s, meta)
+    np.testing.assert_array_equal(ids, [0, 1, 2])
+    np.testing.assert_array_equal(lead_by_id, lead)
     assert em.failures_detected(y, s, meta) == pytest.approx(2 / 3)
     assert em.failures_caught_ahead(y, s, meta) == pytest.approx(1 / 3)
     assert em.median_lead_time(y, s, meta) == pytest.approx(8.5)  # detected: 15 and 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pytest
 
@@ -163,3 +165,24 @@ def test_unlogged_synthetic_machines_only_grow_the_unlabeled_pool(data):
     np.testing.assert_array_equal(more.labeled_x, data.labeled_x)
     assert len(more.unlabeled) > len(data.unlabeled) and more.notes["machines_unlabeled_only"] == 3
     assert not _window_keys(more.test_x) & _window_keys(more.unlabeled)
+
+
+def test_test_windows_name_the_mode_of_the_failure_ahead(data):
+    """For the per-mode breakdown of the event metrics: every test window with a failure
+    ahead names that failure's recorded mode; the labeled windows carry no mode at all."""
+    from sslcore_sensor_maintenance.synthetic import MODES, generate_fleet
+
+    meta = data.test_meta
+    mode, event = meta["failure_mode"], np.asarray(meta["event_id"])
+    assert set(mode[event >= 0]) <= set(MODES) and (mode[event < 0] == "").all()
+    assert "failure_mode" not in data.labeled_meta
+    fleet = generate_fleet(PARAMS.n_machines, PARAMS.hours, 0, mtbf_hours=PARAMS.mtbf_hours)
+    epoch = datetime(1970, 1, 1)
+    logged = {(m, round((t - epoch).total_seconds() / 3600.0, 3)): f
+              for m, t, f in fleet.failures.iter_rows()}
+    for i in np.unique(event[event >= 0]):
+        rows = np.flatnonzero(event == i)
+        assert len(set(mode[rows])) == 1  # one failure, one mode
+        k = rows[0]
+        when = round(float(meta["time"][k] + meta["rul"][k]), 3)
+        assert logged[(str(meta["machine"][k]), when)] == mode[k]

@@ -188,8 +188,24 @@ def sensor_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
     failures = prepare_failures(failures_frame.lazy(), FailureColumns(), machines, source)
     modes = failures_frame["failure_mode"].value_counts().sort("failure_mode")
     notes = {f"failure_modes.{m}": int(c) for m, c in modes.iter_rows()}
-    return assemble(frame, sensors, failures, params, step=1.0, seed=seed, source=source,
+    data = assemble(frame, sensors, failures, params, step=1.0, seed=seed, source=source,
                     time_label=hours_to_label, notes=notes, unlabeled_only=unlabeled_only)
+    data.test_meta["failure_mode"] = failure_mode_ahead(data.test_meta, failures_frame)
+    return data
+
+
+def failure_mode_ahead(meta: dict[str, np.ndarray], failures: pl.DataFrame) -> np.ndarray:
+    """Per window, the mode of the failure ahead of it ("" when none), from a failure table with
+    ``machine_id``, ``failure_time`` and ``failure_mode``: for breaking the event metrics down
+    by mode (test windows only; no method reads it)."""
+    hours = (failures["failure_time"].dt.epoch("s") / 3600.0).to_numpy()
+    mode_of = {(str(m), round(float(h), 3)): str(mode) for m, h, mode in
+               zip(failures["machine_id"].to_list(), hours, failures["failure_mode"].to_list(),
+                   strict=True)}
+    failure_time = np.asarray(meta["time"], np.float64) + np.asarray(meta["rul"], np.float64)
+    ahead = np.asarray(meta["event_id"]) >= 0
+    return np.array([mode_of.get((str(m), round(float(t), 3)), "") if a else ""
+                     for m, t, a in zip(meta["machine"], failure_time, ahead, strict=True)])
 
 
 def sensor_table(params: TableParams, *, seed: int) -> SSLData:
