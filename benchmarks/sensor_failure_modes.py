@@ -9,7 +9,7 @@ down by the mode the generator recorded for each test failure (``test_meta["fail
 of ``sensor_synthetic``), to show where early catches come from and where no method gets
 them. For each label fraction and seed of the config (the same nested subsets as the sweep),
 it fits the named heads on the pretrained encoder and the named baselines from scratch, with
-the config's budget, and scores the test set. The encoder is the config's pretrained
+the config's budget (and the config's params for methods it names), and scores the test set. The encoder is the config's pretrained
 checkpoint: run ``sslcore pretrain CONFIG`` (or the label-efficiency benchmark) first.
 Without a config: the sensor_maintenance recipe. Prints a markdown table (mean over seeds).
 """
@@ -57,6 +57,7 @@ def main() -> None:
     built.task.load_state_dict(load_checkpoint(ckpt)["model"])
     device = pick_device()
     encoder = built.task.backbone.to(device).eval()
+    params = {ref.name: ref.params for ref in cfg.heads + cfg.baselines}  # the config's own
     entries = {}
     for name in args.methods:
         arm = "ssl" if name in registries.heads else "baseline"
@@ -76,7 +77,7 @@ def main() -> None:
             ctx = fit_context(data, subset, cfg, device=device, make_backbone=built.make_backbone,
                               augment=built.finetune_augment, cache=cache)
             for name, (arm, entry) in entries.items():
-                method = entry.build({})
+                method = entry.build(params.get(name, {}))
                 torch.manual_seed(seed)
                 fit_ctx = copy.copy(ctx)
                 fit_ctx.encoder = encoder if arm == "ssl" else None
