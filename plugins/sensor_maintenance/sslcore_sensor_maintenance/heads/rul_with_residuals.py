@@ -47,7 +47,6 @@ from pydantic import BaseModel, Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-
 from torch import nn
 
 from sslcore.builtins.baselines.scratch import fresh_backbone
