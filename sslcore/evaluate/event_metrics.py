@@ -23,6 +23,10 @@ early. The definitions, for one score per window (the window's end is the predic
   **lead time** is that ``rul``. Events without run-up windows in
   the test set (e.g. a sensor outage just before the failure) are not counted.
 
+With ``meta['failure_mode']`` (per window, the mode of the failure ahead), every event
+metric is also reported per mode, as ``<metric>.<mode>`` (:func:`by_failure_mode`): which kinds
+of failure a model warns of early, and which it misses.
+
 Metrics (every one at the 1% FAR threshold, over the test set's failure events):
 
 - ``failures_detected_at_1pct_far``: share of failures with any alert in the run-up.
@@ -140,6 +144,24 @@ def median_lead_time(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarr
     lead, _ = first_alert_lead_times(y, scores, meta, name="median_lead_time_at_1pct_far")
     detected = lead[np.isfinite(lead)]
     return float(np.median(detected)) if len(detected) else float("nan")
+
+
+def by_failure_mode(fn: EventMetricFn, y: np.ndarray, scores: np.ndarray,
+                    meta: dict[str, np.ndarray]) -> dict[str, float]:
+    """``fn`` over each failure mode's events alone, when ``meta`` has ``failure_mode`` (per
+    window: the mode of the failure ahead, "" when none); else empty.
+
+    The alert threshold is the same as for all events (healthy windows do not depend on the
+    mode): the other modes' windows are simply not counted as events.
+    """
+    if "failure_mode" not in meta:
+        return {}
+    mode = np.asarray(meta["failure_mode"]).astype(str)
+    event = np.asarray(meta["event_id"]).astype(np.int64)
+    out = {}
+    for m in sorted(set(mode[event >= 0]) - {""}):
+        out[m] = fn(y, scores, {**meta, "event_id": np.where(mode == m, event, -1)})
+    return out
 
 
 EVENT_METRICS: dict[str, EventMetricFn] = {

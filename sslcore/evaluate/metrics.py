@@ -18,7 +18,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from sslcore.errors import ConfigError
-from sslcore.evaluate.event_metrics import EVENT_LOWER_IS_BETTER, EVENT_METRICS
+from sslcore.evaluate.event_metrics import EVENT_LOWER_IS_BETTER, EVENT_METRICS, by_failure_mode
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
 
@@ -133,6 +133,8 @@ def compute(names: list[str], y: np.ndarray, scores: np.ndarray, *,
                                   "test_meta, e.g. machine and hours to failure); this dataset "
                                   "has none: drop it from evaluation.metrics")
             out[name] = EVENT_METRICS[name](y, scores, meta)
+            for mode, value in by_failure_mode(EVENT_METRICS[name], y, scores, meta).items():
+                out[f"{name}.{mode}"] = value
         else:
             out[name] = METRICS[name](y, scores)
     return out

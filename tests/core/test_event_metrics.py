@@ -86,3 +86,20 @@ def test_no_events_or_no_healthy_windows_give_nan():
 def test_missing_meta_is_a_data_error_naming_the_key():
     with pytest.raises(DataError, match=r"failures_detected_at_1pct_far.*'event_id'"):
         em.failures_detected(np.zeros(3, int), np.zeros(3), {"rul": np.zeros(3)})
+
+
+def test_event_metrics_per_failure_mode():
+    """With test_meta['failure_mode'], each event metric is also computed over each mode's
+    events alone, at the same alert threshold."""
+    y, s, meta = fleet()
+    ev = meta["event_id"]
+    meta["failure_mode"] = np.where(ev < 0, "", np.where(np.isin(ev, [0, 2]), "wear", "leak"))
+    assert em.by_failure_mode(em.failures_caught_ahead, y, s, meta) == {
+        "leak": 0.0, "wear": 0.5}  # wear: event 0 caught 15 ahead, event 2 missed
+    out = compute(["auprc", "failures_detected_at_1pct_far"], y, s, meta=meta)
+    assert out["failures_detected_at_1pct_far.wear"] == pytest.approx(0.5)
+    assert out["failures_detected_at_1pct_far.leak"] == pytest.approx(1.0)  # event 1, 2 ahead
+    assert out["failures_detected_at_1pct_far"] == pytest.approx(2 / 3)
+    assert not any(k.startswith("auprc.") for k in out)
+    del meta["failure_mode"]
+    assert em.by_failure_mode(em.failures_caught_ahead, y, s, meta) == {}

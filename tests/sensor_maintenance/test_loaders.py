@@ -86,6 +86,30 @@ def test_column_mapping(fleet, tmp_path):
     assert data.feature_names == ["vib_rms", "speed"] and data.test_x.shape[1] == 2
 
 
+def with_mode_column(p: TableParams, column: str) -> TableParams:
+    return TableParams.model_validate(p.model_dump() | {"failure_columns": {"mode": column}})
+
+
+def test_failure_mode_column_names_each_test_window_s_failure(small_fleet, tmp_path):
+    """With failure_columns.mode, each test window with a failure ahead carries that failure's
+    mode (a missing mode reads "unknown"); without it, no window does."""
+    failures = small_fleet.failures.rename({"failure_mode": "cause"}).with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(None).otherwise(pl.col("cause")).alias("cause"))
+    p = write(tmp_path, small_fleet.readings, failures)
+    data = sensor_table(with_mode_column(p, "cause"), seed=0)
+    meta = data.test_meta
+    event, mode = np.asarray(meta["event_id"]), meta["failure_mode"]
+    assert (mode[event < 0] == "").all() and (mode[event >= 0] != "").all()
+    hours = failures["failure_time"].dt.epoch("us").to_numpy() / 3.6e9
+    cause = {(m, h): c or "unknown" for m, h, c in
+             zip(failures["machine_id"], hours, failures["cause"], strict=True)}
+    for i in np.flatnonzero(event >= 0)[::5]:
+        assert mode[i] == cause[(str(meta["machine"][i]), meta["time"][i] + meta["rul"][i])]
+    assert "failure_mode" not in sensor_table(p, seed=0).test_meta
+    with pytest.raises(DataError, match=r"failures\.parquet: failure column 'kind' not found"):
+        sensor_table(with_mode_column(p, "kind"), seed=0)
+
+
 # ------------------------------------------------------------------ documented fix-ups
 
 def test_unsorted_rows_are_sorted(fleet, tmp_path):

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sslcore.data import SSLData
 from sslcore.errors import DataError
-from sslcore_sensor_maintenance.grid import MACHINE, TIME, Duplicates, regularize
+from sslcore_sensor_maintenance.grid import MACHINE, MODE, TIME, Duplicates, regularize
 from sslcore_sensor_maintenance.loaders import (
     CMAPSS_SENSORS,
     CMAPSS_SETTINGS,
@@ -150,12 +150,26 @@ def assemble(frame: pl.DataFrame, sensors: list[str], failures: pl.DataFrame,
             "positive_rate_test": round(float(test.y.mean()), 4),
             "machines_unlabeled_only": len(np.unique(pool_only.machine))}
     card |= report.as_notes() | stats | (notes or {})
+    test_meta = test.meta(params.horizon)
+    if MODE in failures.columns:  # for the per-mode event metrics; no method reads it
+        test_meta["failure_mode"] = failure_mode_ahead(test_meta, failures)
     return SSLData(
         unlabeled=unlabeled, labeled_x=train.x, labeled_y=train.y, test_x=test.x, test_y=test.y,
         sources=[source], feature_names=list(sensors), class_names=list(CLASS_NAMES),
         notes=card, labeled_groups=train.group, labeled_meta=train.meta(params.horizon),
-        test_meta=test.meta(params.horizon),
+        test_meta=test_meta,
     ).validate()
+
+
+def failure_mode_ahead(meta: dict[str, np.ndarray], failures: pl.DataFrame) -> np.ndarray:
+    """Per window, the mode of the failure ahead of it ("" when none), from the canonical
+    failure table (``__machine``, ``__time``, ``__mode``)."""
+    mode_of = {(str(m), round(float(t), 3)): str(mode) for m, t, mode in
+               failures.select(MACHINE, TIME, MODE).iter_rows()}
+    failure_time = np.asarray(meta["time"], np.float64) + np.asarray(meta["rul"], np.float64)
+    ahead = np.asarray(meta["event_id"]) >= 0
+    return np.array([mode_of.get((str(m), round(float(t), 3)), "") if a else ""
+                     for m, t, a in zip(meta["machine"], failure_time, ahead, strict=True)])
 
 
 def _failure_lists(failures: pl.DataFrame) -> list[tuple[str, list[float]]]:
@@ -185,27 +199,12 @@ def sensor_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
               f"mtbf_hours={params.mtbf_hours:g}, seed={data_seed})")
     frame, sensors = prepare_readings(readings.lazy(), ReadingsColumns(), source)
     machines = set(frame[MACHINE].unique().to_list())
-    failures = prepare_failures(failures_frame.lazy(), FailureColumns(), machines, source)
+    failures = prepare_failures(failures_frame.lazy(), FailureColumns(mode="failure_mode"),
+                                machines, source)
     modes = failures_frame["failure_mode"].value_counts().sort("failure_mode")
     notes = {f"failure_modes.{m}": int(c) for m, c in modes.iter_rows()}
-    data = assemble(frame, sensors, failures, params, step=1.0, seed=seed, source=source,
+    return assemble(frame, sensors, failures, params, step=1.0, seed=seed, source=source,
                     time_label=hours_to_label, notes=notes, unlabeled_only=unlabeled_only)
-    data.test_meta["failure_mode"] = failure_mode_ahead(data.test_meta, failures_frame)
-    return data
-
-
-def failure_mode_ahead(meta: dict[str, np.ndarray], failures: pl.DataFrame) -> np.ndarray:
-    """Per window, the mode of the failure ahead of it ("" when none), from a failure table with
-    ``machine_id``, ``failure_time`` and ``failure_mode``: for breaking the event metrics down
-    by mode (test windows only; no method reads it)."""
-    hours = (failures["failure_time"].dt.epoch("s") / 3600.0).to_numpy()
-    mode_of = {(str(m), round(float(h), 3)): str(mode) for m, h, mode in
-               zip(failures["machine_id"].to_list(), hours, failures["failure_mode"].to_list(),
-                   strict=True)}
-    failure_time = np.asarray(meta["time"], np.float64) + np.asarray(meta["rul"], np.float64)
-    ahead = np.asarray(meta["event_id"]) >= 0
-    return np.array([mode_of.get((str(m), round(float(t), 3)), "") if a else ""
-                     for m, t, a in zip(meta["machine"], failure_time, ahead, strict=True)])
 
 
 def sensor_table(params: TableParams, *, seed: int) -> SSLData:

@@ -29,6 +29,7 @@ from sslcore.errors import DataError
 
 Duplicates = Literal["mean", "first", "last", "error"]
 MACHINE, TIME = "__machine", "__time"  # canonical column names inside the pipeline
+MODE = "__mode"  # a failure's mode, when the failure table has one
 
 
 @dataclass

@@ -21,7 +21,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from sslcore.errors import DataError
-from sslcore_sensor_maintenance.grid import MACHINE, TIME
+from sslcore_sensor_maintenance.grid import MACHINE, MODE, TIME
 
 US_PER_HOUR = 3_600_000_000
 CMAPSS_SETTINGS = [f"setting_{i}" for i in range(1, 4)]
@@ -47,6 +47,8 @@ class FailureColumns(BaseModel):
 
     machine: str = "machine_id"
     time: str = "failure_time"
+    mode: str | None = Field(None, description="optional failure-mode column (e.g. 'bearing', "
+                             "'seal'): the event metrics are then also reported per mode")
 
 
 def hours_to_label(hours: float) -> str:
@@ -151,12 +153,16 @@ def load_failures(path: Path, columns: FailureColumns, machines: set[str]) -> pl
 
 def prepare_failures(lf: pl.LazyFrame, columns: FailureColumns, machines: set[str],
                      path: Path | str) -> pl.DataFrame:
-    """:func:`load_failures` on a (lazy) frame; ``path`` names it in errors."""
+    """:func:`load_failures` on a (lazy) frame; ``path`` names it in errors. With
+    ``columns.mode``, a ``__mode`` column too (a missing mode reads "unknown")."""
     schema = lf.collect_schema()
-    _require_columns(path, schema, [columns.machine, columns.time], "failure")
+    _require_columns(path, schema, [columns.machine, columns.time]
+                     + ([columns.mode] if columns.mode else []), "failure")
     frame = lf.select(
         pl.col(columns.machine).cast(pl.Utf8).alias(MACHINE),
         _as_hours(path, columns.time, schema[columns.time]).alias(TIME),
+        *([pl.col(columns.mode).cast(pl.Utf8).fill_null("unknown").alias(MODE)]
+          if columns.mode else []),
     ).collect()
     _first_null_row(path, frame, MACHINE, columns.machine, "machine")
     _first_null_row(path, frame, TIME, columns.time, "failure time")
@@ -167,7 +173,7 @@ def prepare_failures(lf: pl.LazyFrame, columns: FailureColumns, machines: set[st
                         f"{hours_to_label(row[TIME])}: it has no readings "
                         f"({unknown.height} such failure(s)). Check the machine ids match the "
                         "readings table, or drop those rows")
-    return frame.unique(maintain_order=True).sort([MACHINE, TIME])
+    return frame.unique([MACHINE, TIME], keep="first", maintain_order=True).sort([MACHINE, TIME])
 
 
 def load_cmapss(path: Path) -> pl.DataFrame:
