@@ -9,8 +9,10 @@ down by the mode the generator recorded for each test failure (``test_meta["fail
 of ``sensor_synthetic``), to show where early catches come from and where no method gets
 them. For each label fraction and seed of the config (the same nested subsets as the sweep),
 it fits the named heads on the pretrained encoder and the named baselines from scratch, with
-the config's budget (and the config's params for methods it names), and scores the test set. The encoder is the config's pretrained
-checkpoint: run ``sslcore pretrain CONFIG`` (or the label-efficiency benchmark) first.
+the config's budget (and the config's params for methods it names), and scores the test set
+with the sweep's own per-mode metrics (``<metric>.<mode>``, which every run also logs). The
+encoder is the config's pretrained checkpoint: run ``sslcore pretrain CONFIG`` (or the
+label-efficiency benchmark) first.
 Without a config: the sensor_maintenance recipe. Prints a markdown table (mean over seeds).
 """
 
@@ -23,6 +25,7 @@ import sys
 
 import numpy as np
 
+CAUGHT = "failures_caught_ahead_at_1pct_far"
 DEFAULT_METHODS = ["rul_with_residuals", "rul_regression_scratch", "rul_with_levels_scratch"]
 
 
@@ -40,7 +43,8 @@ def main() -> None:
     from sslcore import api
     from sslcore.data.sampling import labeled_subsets
     from sslcore.distributed import pick_device
-    from sslcore.evaluate.event_metrics import first_alerts
+    from sslcore.evaluate.event_metrics import RUNUP_HORIZONS
+    from sslcore.evaluate.metrics import compute
     from sslcore.experiment import checkpoint_dir
     from sslcore.sweep import fit_context
     from sslcore.train.build import build_pretraining
@@ -64,13 +68,11 @@ def main() -> None:
         registry = registries.heads if arm == "ssl" else registries.baselines
         entries[name] = (arm, registry.get(name))
 
-    event = np.asarray(data.test_meta["event_id"])
-    mode_of_event = dict(zip(event, data.test_meta["failure_mode"], strict=True))
     y = np.asarray(data.test_y)
     ev = cfg.evaluation
     fractions = args.fractions or ev.label_fractions
-    caught: dict[tuple[str, float], list[np.ndarray]] = {}
-    modes: np.ndarray | None = None
+    # the sweep's own metric: <CAUGHT> over all failures and <CAUGHT>.<mode> per mode
+    caught: dict[tuple[str, float], list[dict[str, float]]] = {}
     cache: dict = {}
     for seed in ev.seeds:
         for subset in labeled_subsets(data, ev, sorted(fractions), seed):
@@ -82,23 +84,24 @@ def main() -> None:
                 fit_ctx = copy.copy(ctx)
                 fit_ctx.encoder = encoder if arm == "ssl" else None
                 method.fit(fit_ctx)
-                ids, lead, horizon = first_alerts(y, method.predict_scores(data.test_x),
-                                                  data.test_meta)
-                modes = np.array([mode_of_event[i] for i in ids])
                 caught.setdefault((name, subset.fraction), []).append(
-                    np.nan_to_num(lead, nan=-np.inf) >= horizon)
+                    compute([CAUGHT], y, method.predict_scores(data.test_x),
+                            meta=data.test_meta))
                 print(f"{name} @ {subset.fraction:g}, seed {seed}", file=sys.stderr, flush=True)
-    assert modes is not None
-    names = sorted(set(modes))
-    print(f"Test failures with a run-up, by mode: "
-          + ", ".join(f"{m} {int((modes == m).sum())}" for m in names) + "\n")
+    mode = np.asarray(data.test_meta["failure_mode"])
+    rul, event = np.asarray(data.test_meta["rul"]), np.asarray(data.test_meta["event_id"])
+    horizon = float(np.asarray(data.test_meta["horizon"])[0])
+    runup = (event >= 0) & (rul <= RUNUP_HORIZONS * horizon)  # events the metric counts
+    names = sorted(set(mode[runup]))
+    print("Test failures with a run-up, by mode: " + ", ".join(
+        f"{m} {len(np.unique(event[runup & (mode == m)]))}" for m in names) + "\n")
     print("| method | fraction | all | " + " | ".join(names) + " |")
     print("|---|---|---|" + "---|" * len(names))
     for (name, fraction), runs in caught.items():
-        hits = np.mean(runs, axis=0)  # per failure: share of seeds that caught it
-        cells = [f"{hits[modes == m].mean():.3f}" for m in names]
-        print(f"| {entries[name][0]} / {name} | {fraction:g} | {hits.mean():.3f} | "
-              + " | ".join(cells) + " |")
+        cells = [np.mean([r[key] for r in runs])
+                 for key in [CAUGHT] + [f"{CAUGHT}.{m}" for m in names]]
+        print(f"| {entries[name][0]} / {name} | {fraction:g} | "
+              + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
 
 if __name__ == "__main__":

@@ -224,16 +224,19 @@ class RULRegression:
 FRESH_BACKBONE = "fresh backbone"
 
 
-class RULRegressionScratch(RULRegression):
-    """The baseline: the same RUL regression from a randomly initialised backbone.
-
-    The backbone's label-free normalizer is fitted on the unlabeled pool, as for ``scratch``.
-    """
-
-    name = "rul_regression_scratch"
+class FromScratch:
+    """Mixin for the baseline arm's RUL methods: the regression starts from a randomly
+    initialised backbone (its label-free normalizer fitted on the unlabeled pool, as for
+    ``scratch``), shared through ``ctx.cache`` by every such method of the same seed."""
 
     def _encoder(self, ctx: FitContext) -> nn.Module:
         return fresh_backbone(ctx)
 
     def _reuse_tag(self, ctx: FitContext, encoder: nn.Module) -> object:
         return FRESH_BACKBONE
+
+
+class RULRegressionScratch(FromScratch, RULRegression):
+    """The baseline: the same RUL regression from a randomly initialised backbone."""
+
+    name = "rul_regression_scratch"

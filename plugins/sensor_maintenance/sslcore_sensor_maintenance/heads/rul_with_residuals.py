@@ -47,9 +47,7 @@ from pydantic import BaseModel, Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torch import nn
 
-from sslcore.builtins.baselines.scratch import fresh_backbone
 from sslcore.contracts import FitContext
 from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
 from sslcore_sensor_maintenance.heads.normal_behavior import (
@@ -59,7 +57,7 @@ from sslcore_sensor_maintenance.heads.normal_behavior import (
     sequence_encoder,
 )
 from sslcore_sensor_maintenance.heads.rul_regression import (
-    FRESH_BACKBONE,
+    FromScratch,
     RULRegression,
     RULRegressionParams,
     RULRegressionScratchParams,
@@ -160,7 +158,7 @@ class RULWithLevelsScratchParams(RULRegressionScratchParams):
                            "logistic regression")
 
 
-class RULWithLevelsScratch(RULWithResiduals):
+class RULWithLevelsScratch(FromScratch, RULWithResiduals):
     """The baseline for ``rul_with_residuals``: ``rul_regression_scratch`` plus the same
     logistic regression on the same last-quarter features of the window itself (its readings
     relative to the machine's baseline) instead of the SSL encoder's residuals. The two
@@ -174,12 +172,6 @@ class RULWithLevelsScratch(RULWithResiduals):
     @property
     def _weight_and_c(self) -> tuple[float, float | None]:
         return self.params.level_weight, self.params.level_c
-
-    def _encoder(self, ctx: FitContext) -> nn.Module:
-        return fresh_backbone(ctx)
-
-    def _reuse_tag(self, ctx: FitContext, encoder: nn.Module) -> object:
-        return FRESH_BACKBONE
 
     def fit(self, ctx: FitContext) -> None:
         RULRegression.fit(self, ctx)
