@@ -351,6 +351,47 @@ def test_normal_behaviour_residuals_flag_a_broken_sensor_relation():
     assert enc.training  # mode restored
 
 
+def test_reconstruction_anomaly_scores_each_sensor_against_its_own_normal_range(monkeypatch):
+    from sslcore_sensor_maintenance.heads import normal_behavior
+    from sslcore_sensor_maintenance.heads.normal_behavior import (
+        RESIDUAL_STATS,
+        ReconstructionAnomaly,
+        ReconstructionAnomalyParams,
+    )
+
+    # Fake residuals, keyed by the window's first value: on the pool, sensor 0 is noisy (recent
+    # |residual| 1 +- 0.5) and sensor 1 quiet (0.1 +- 0.01). Window A: sensor 1 at 10 of its
+    # MADs; window B: sensor 0 one MAD up. Only per-sensor scaling ranks A first.
+    rng = np.random.default_rng(0)
+    pool_abs = np.stack([1 + 0.5 * rng.standard_normal(64), 0.1 + 0.01 * rng.standard_normal(64)],
+                        axis=1)
+    tests_abs = np.array([[1.0, 0.1 + 10 * 0.01], [1.5, 0.1]])
+
+    def fake_residuals(encoder, x, device, batch_size=1024):
+        recent = tests_abs if len(x) == 2 else pool_abs[:len(x)]
+        res = np.zeros((len(x), 2, len(RESIDUAL_STATS)))
+        res[:, :, RESIDUAL_STATS.index("last_quarter_mean_abs")] = recent
+        return res.reshape(len(x), -1)
+
+    monkeypatch.setattr(normal_behavior, "sensor_residuals", fake_residuals)
+    ctx = tiny_context((2, 32), encoder=_tcn())
+    x_test = np.zeros((2, 2, 32), dtype=np.float32)
+    pooled = ReconstructionAnomaly(ReconstructionAnomalyParams())
+    pooled.fit(ctx)
+    center = np.median(pool_abs, axis=0)
+    scale = 1.4826 * np.median(np.abs(pool_abs - center), axis=0)
+    np.testing.assert_allclose(pooled.predict_scores(x_test),
+                               ((tests_abs - center) / scale).max(axis=1))
+    assert pooled.predict_scores(x_test)[0] > pooled.predict_scores(x_test)[1]
+    plain = ReconstructionAnomaly(ReconstructionAnomalyParams(sensor_scale="none"))
+    plain.fit(ctx)
+    np.testing.assert_allclose(plain.predict_scores(x_test), (tests_abs ** 2).mean(axis=1))
+    assert plain.predict_scores(x_test)[0] < plain.predict_scores(x_test)[1]
+    ctx.unlabeled = ctx.unlabeled[:0]
+    with pytest.raises(DataError, match="sensor_scale: none"):
+        pooled.fit(ctx)
+
+
 def test_sensor_residuals_are_remembered_per_encoder_weights_and_windows(monkeypatch):
     from sslcore_sensor_maintenance.heads import normal_behavior
 

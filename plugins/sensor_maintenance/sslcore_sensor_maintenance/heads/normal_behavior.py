@@ -12,8 +12,17 @@ read-out (``backbone.reconstruct``) predict it from the other sensors, and the r
 ``actual - predicted`` (standardized units) is summarized: mean and mean absolute value over the
 window and over its last quarter (the most recent readings). Four features per sensor.
 
-- ``reconstruction_anomaly`` (label-free): the mean squared residual of the last quarter over
-  all sensors; higher = less like normal behaviour.
+- ``reconstruction_anomaly`` (label-free): how far the most abnormal sensor is from its own
+  normal range. Each sensor's last-quarter mean absolute residual is put in robust z units of
+  the same quantity on the unlabeled pool (median, scaled MAD; the pool is overwhelmingly
+  normal operation), and the score is the largest over sensors: a condition monitoring
+  system's alarm band per sensor. Residuals differ in spread from sensor to sensor (speed is
+  predicted far better than temperature), so without the scaling the noisiest sensors decide
+  the score, and a mean over sensors dilutes a fault that shows in one. On the development
+  fleet (generator seed 1, 180 test machines, 3 seeds) test AUPRC 0.291 vs 0.249 for the mean
+  squared residual over sensors (``sensor_scale: none``), failures caught 72 h ahead 0.253 vs
+  0.244, median lead time of the first alert 92 vs 79 h (failures with any alert 0.406 vs
+  0.434).
 - ``gbm_on_stats_and_residuals``: the ``window_stats_gbm`` baseline's model and features plus
   the residual features, so the difference between the two is exactly what the SSL encoder
   adds.
@@ -33,17 +42,17 @@ from __future__ import annotations
 import hashlib
 import weakref
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from sslcore.builtins.baselines.hist_gbm import fit_hist_gbm
-from sslcore.builtins.baselines.pyod_detectors import require_binary
+from sslcore.builtins.baselines.pyod_detectors import require_binary, subsample
 from sslcore.builtins.heads.embedding_anomaly import require_encoder
 from sslcore.contracts import FitContext
-from sslcore.errors import ConfigError
+from sslcore.errors import ConfigError, DataError
 from sslcore.train.supervised import proba_to_scores
 from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
 from sslcore_sensor_maintenance.baselines.window_features import window_stats
@@ -129,24 +138,44 @@ def _compute_residuals(encoder: SequenceBackbone, x: np.ndarray, device: torch.d
     return torch.cat(out).numpy()
 
 
+def recent_abs_residuals(res: np.ndarray) -> np.ndarray:
+    """(N, C * 4) from :func:`sensor_residuals` -> (N, C): each sensor's last-quarter mean
+    absolute residual."""
+    per_sensor = res.reshape(len(res), -1, len(RESIDUAL_STATS))
+    return per_sensor[:, :, RESIDUAL_STATS.index("last_quarter_mean_abs")].astype(np.float64)
+
+
 def anomaly_from_residuals(res: np.ndarray) -> np.ndarray:
     """Mean squared last-quarter residual over sensors, from :func:`sensor_residuals`."""
-    per_sensor = res.reshape(len(res), -1, len(RESIDUAL_STATS))
-    return (per_sensor[:, :, 3] ** 2).mean(axis=1).astype(np.float64)
+    return (recent_abs_residuals(res) ** 2).mean(axis=1)
+
+
+def robust_location_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: median and MAD scaled to a normal's std (1.4826), floored so a constant
+    column cannot divide by zero."""
+    center = np.median(values, axis=0)
+    scale = 1.4826 * np.median(np.abs(values - center), axis=0)
+    return center, np.maximum(scale, 1e-6 * (np.abs(center) + 1.0))
 
 
 class ReconstructionAnomalyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     batch_size: int = Field(1024, ge=1, description="windows scored together")
+    sensor_scale: Literal["pool", "none"] = Field(
+        "pool", description="pool: each sensor's recent residual in robust z units of the "
+        "unlabeled pool, the largest over sensors; none: mean squared residual over sensors")
+    max_fit_samples: int = Field(5_000, ge=2, description="unlabeled windows behind each "
+                                 "sensor's normal residual range")
 
 
 class ReconstructionAnomaly:
-    """Label-free: how far the window's recent readings are from the encoder's expectation.
+    """Label-free: how far the window's recent readings are from the encoder's expectation,
+    sensor by sensor against each sensor's range on the unlabeled pool (module docstring).
 
     Raises:
         ConfigError: no pretrained sequence encoder.
-        DataError: the task is not binary.
+        DataError: the task is not binary, or (``sensor_scale: pool``) no unlabeled windows.
     """
 
     uses_labels = False
@@ -155,17 +184,33 @@ class ReconstructionAnomaly:
         self.params = params or ReconstructionAnomalyParams()
         self.encoder: SequenceBackbone | None = None
         self.device = torch.device("cpu")
+        self.normal: tuple[np.ndarray, np.ndarray] | None = None  # per-sensor center, scale
 
     def fit(self, ctx: FitContext) -> None:
         require_binary("reconstruction_anomaly", ctx.num_classes)
         self.encoder = sequence_encoder("reconstruction_anomaly", ctx)
         self.device = ctx.device
+        self.normal = None
+        if self.params.sensor_scale == "pool":
+            if len(ctx.unlabeled) == 0:
+                raise DataError("reconstruction_anomaly (sensor_scale: pool) needs unlabeled "
+                                "windows to learn each sensor's normal residual range; the "
+                                "pool is empty: add unlabeled data or set sensor_scale: none")
+            pool = subsample(ctx.unlabeled, self.params.max_fit_samples, ctx.seed)
+            self.normal = robust_location_scale(recent_abs_residuals(self._residuals(pool)))
+
+    def _residuals(self, x: np.ndarray) -> np.ndarray:
+        assert self.encoder is not None
+        return sensor_residuals(self.encoder, x, self.device, self.params.batch_size)
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         if self.encoder is None:
             raise RuntimeError("reconstruction_anomaly: call fit() before predict_scores()")
-        res = sensor_residuals(self.encoder, x, self.device, self.params.batch_size)
-        return anomaly_from_residuals(res)
+        res = self._residuals(x)
+        if self.normal is None:
+            return anomaly_from_residuals(res)
+        center, scale = self.normal
+        return ((recent_abs_residuals(res) - center) / scale).max(axis=1)
 
 
 class GBMOnStatsAndResidualsParams(WindowStatsGBMParams):

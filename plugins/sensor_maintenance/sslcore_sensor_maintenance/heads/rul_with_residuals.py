@@ -22,8 +22,8 @@ neither dominates by scale. The residual score (``residual_score``):
   failure histories, and the failures caught 72 h ahead from 0.303 / 0.306 to 0.320 / 0.311.
   Its baseline, ``rul_with_levels_scratch``, fits the same logistic regression on the same
   features of the window itself (no encoder) next to ``rul_regression_scratch``.
-- ``mean_square``: label-free, the log mean squared last-quarter residual over sensors (the
-  ``reconstruction_anomaly`` score): every sensor counts alike, so a fault that shows in one
+- ``mean_square``: label-free, the log mean squared last-quarter residual over sensors
+  (``reconstruction_anomaly`` with ``sensor_scale: none``): every sensor counts alike, so a fault that shows in one
   sensor is diluted by the noise of the others.
 
 The weight is fixed in advance (default 1: equal say), not chosen on the validation split,
