@@ -70,18 +70,21 @@ def _rul_context(seed: int = 0, with_meta: bool = True):
     return ctx
 
 
-def _two_scores_by_hand(rul_train, rul_test, f_train, f_test, y_train, c, weight=1.0):
-    """z(RUL score) + weight * z(logistic regression on the features), z on the train rows."""
+def _scores_by_hand(rul_train, rul_test, y_train, *extra):
+    """z(RUL score) + sum of weight * z(logistic regression on features), z on the train rows;
+    ``extra``: (f_train, f_test, c, weight) per added score."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(f_train)
-    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
-    lr.fit(scaler.transform(f_train), y_train)
-    d_train = lr.decision_function(scaler.transform(f_train))
-    d_test = lr.decision_function(scaler.transform(f_test))
-    return ((rul_test - rul_train.mean()) / rul_train.std()
-            + weight * (d_test - d_train.mean()) / d_train.std())
+    total = (rul_test - rul_train.mean()) / rul_train.std()
+    for f_train, f_test, c, weight in extra:
+        scaler = StandardScaler().fit(f_train)
+        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=1000)
+        lr.fit(scaler.transform(f_train), y_train)
+        d_train = lr.decision_function(scaler.transform(f_train))
+        d_test = lr.decision_function(scaler.transform(f_test))
+        total = total + weight * (d_test - d_train.mean()) / d_train.std()
+    return total
 
 
 def test_rul_regression_fits_scores_and_is_deterministic():
@@ -124,10 +127,10 @@ def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score(
     plain.fit(ctx)
     r_train, r_test = plain.predict_scores(ctx.x_train), plain.predict_scores(x_test)
     z_rul = (r_test - r_train.mean()) / r_train.std()
-    only_rul = RULWithResiduals(RULWithResidualsParams(residual_weight=0.0))
+    only_rul = RULWithResiduals(RULWithResidualsParams(residual_weight=0.0, level_weight=0.0))
     only_rul.fit(_rul_context())
     np.testing.assert_allclose(only_rul.predict_scores(x_test), z_rul, atol=1e-4)
-    only_rul = RULWithResiduals(RULWithResidualsParams(residual_weight=0.0,
+    only_rul = RULWithResiduals(RULWithResidualsParams(residual_weight=0.0, level_weight=0.0,
                                                        residual_score="mean_square"))
     only_rul.fit(_rul_context())
     np.testing.assert_allclose(only_rul.predict_scores(x_test), z_rul, atol=1e-4)
@@ -137,7 +140,7 @@ def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score(
         return np.log(anomaly_from_residuals(res) + 1e-12)
 
     a_train, a_test = log_anomaly(ctx.x_train), log_anomaly(x_test)
-    head = RULWithResiduals(RULWithResidualsParams(residual_weight=2.0,
+    head = RULWithResiduals(RULWithResidualsParams(residual_weight=2.0, level_weight=0.0,
                                                    residual_score="mean_square"))
     head.fit(_rul_context())
     expected = z_rul + 2.0 * (a_test - a_train.mean()) / a_train.std()
@@ -147,8 +150,9 @@ def test_rul_with_residuals_adds_the_standardized_log_residual_to_the_rul_score(
 
 
 def test_rul_with_residuals_learns_which_sensor_residuals_signal_a_failure():
-    """The default residual score: an L2 logistic regression on each sensor's last-quarter
-    residual mean and |mean|, fitted on the labeled training windows."""
+    """The default scores: an L2 logistic regression on each sensor's last-quarter residual
+    mean and |mean|, and another on the window's own last-quarter levels (the baseline's),
+    both fitted on the labeled training windows and added to the RUL score."""
     x_test = tiny_context(SHAPE, seed=5).x_train[:20]
     ctx = _rul_context()
     plain = RULRegression(RULRegressionParams())
@@ -160,9 +164,15 @@ def test_rul_with_residuals_learns_which_sensor_residuals_signal_a_failure():
 
     f_train = features(ctx.x_train)
     assert f_train.shape == (len(ctx.x_train), 2 * SHAPE[0])
-    expected = _two_scores_by_hand(r_train, r_test, f_train, features(x_test), ctx.y_train, 0.5)
-    head = RULWithResiduals(RULWithResidualsParams(residual_c=0.5))
+    residuals = (f_train, features(x_test), 0.5, 1.0)
+    levels = (last_quarter_levels(ctx.x_train), last_quarter_levels(x_test), 0.3, 2.0)
+    head = RULWithResiduals(RULWithResidualsParams(residual_c=0.5, level_weight=0.0))
     head.fit(_rul_context())
+    expected = _scores_by_hand(r_train, r_test, ctx.y_train, residuals)
+    np.testing.assert_allclose(head.predict_scores(x_test), expected, atol=1e-4)
+    head = RULWithResiduals(RULWithResidualsParams(residual_c=0.5, level_c=0.3, level_weight=2.0))
+    head.fit(_rul_context())
+    expected = _scores_by_hand(r_train, r_test, ctx.y_train, residuals, levels)
     np.testing.assert_allclose(head.predict_scores(x_test), expected, atol=1e-4)
     np.testing.assert_allclose(pickle.loads(pickle.dumps(head)).predict_scores(x_test),
                                expected, atol=1e-4)
@@ -180,8 +190,8 @@ def test_rul_with_levels_scratch_is_rul_with_residuals_without_the_encoder():
     f_train = last_quarter_levels(ctx.x_train)
     q = SHAPE[1] // 4
     np.testing.assert_allclose(f_train[:, :SHAPE[0]], ctx.x_train[:, :, -q:].mean(2), atol=1e-6)
-    expected = _two_scores_by_hand(r_train, r_test, f_train, last_quarter_levels(x_test),
-                                   ctx.y_train, 0.3, weight=2.0)
+    expected = _scores_by_hand(r_train, r_test, ctx.y_train,
+                               (f_train, last_quarter_levels(x_test), 0.3, 2.0))
 
     head = RULWithLevelsScratch(RULWithLevelsScratchParams(level_weight=2.0, level_c=0.3))
     head.fit(ctx)

@@ -5,12 +5,14 @@ failures; early drift it has not learnt to read can still show as a departure fr
 behaviour, which the masked-pretrained encoder measures without labels
 (:func:`~sslcore_sensor_maintenance.heads.normal_behavior.sensor_residuals`: each sensor's
 reading minus what the encoder expected from the others). Condition monitoring practice combines
-the two kinds of evidence; this head adds them as standardized scores:
+the two kinds of evidence; this head adds them as standardized scores, with the window's own
+recent levels, the baseline's second score, as a third:
 
     score = z(rul_regression score) + residual_weight * z(residual score)
+            + level_weight * z(levels score)
 
 each standardized by its mean and standard deviation over the labeled training windows, so
-neither dominates by scale. The residual score (``residual_score``):
+none dominates by scale. The residual score (``residual_score``):
 
 - ``learned`` (default): a logistic regression (L2, ``residual_c``, balanced classes) on each
   sensor's last-quarter residual, signed mean and mean absolute value (2 features per sensor),
@@ -20,14 +22,23 @@ neither dominates by scale. The residual score (``residual_score``):
   features, not to learn the encoder. On the development fleet (generator seed 1, 180 test
   machines, 3 seeds) this raised AUPRC from 0.313 / 0.331 to 0.349 / 0.354 at 5 / 10% of the
   failure histories, and the failures caught 72 h ahead from 0.303 / 0.306 to 0.320 / 0.311.
-  Its baseline, ``rul_with_levels_scratch``, fits the same logistic regression on the same
-  features of the window itself (no encoder) next to ``rul_regression_scratch``.
 - ``mean_square``: label-free, the log mean squared last-quarter residual over sensors
-  (``reconstruction_anomaly`` with ``sensor_scale: none``): every sensor counts alike, so a fault that shows in one
-  sensor is diluted by the noise of the others.
+  (``reconstruction_anomaly`` with ``sensor_scale: none``): every sensor counts alike, so a
+  fault that shows in one sensor is diluted by the noise of the others.
 
-The weight is fixed in advance (default 1: equal say), not chosen on the validation split,
-which at a few labeled failures holds too few positives to choose it. The residuals come from
+The levels score is ``rul_with_levels_scratch``'s second score: the same logistic regression
+(``level_c``) on each sensor's last-quarter mean and mean |value| of the window itself (its
+readings relative to the machine's baseline). The baseline arm has it, so the SSL arm keeps
+it; the two methods then differ exactly in what the pretrained encoder adds (the regression's
+starting weights and the residual score), as ``band_stats_embedding_logreg`` keeps
+``band_stats_logreg``'s features. Residuals catch the faults that show against normal
+behaviour (seal leaks, cooling faults); levels, the ones that show as a plain rise (bearing
+wear). On the development fleet (same fits) it kept AUPRC (0.350 / 0.356 vs 0.349 / 0.354)
+and raised the failures caught 72 h ahead at 10% (0.319 / 0.326 vs 0.320 / 0.311);
+``level_weight: 0`` leaves it out.
+
+The weights are fixed in advance (default 1: equal say), not chosen on the validation split,
+which at a few labeled failures holds too few positives to choose them. The residuals come from
 the pretrained encoder as it is; the regression fine-tunes a copy (the one ``rul_regression``
 fitted on the same rows, when it ran first in the sweep).
 
@@ -73,6 +84,11 @@ class RULWithResidualsParams(RULRegressionParams):
         "last-quarter residual over sensors")
     residual_c: float = Field(0.1, gt=0, description="inverse L2 strength of the learned "
                               "residual score's logistic regression")
+    level_weight: float = Field(1.0, ge=0, description="weight of the standardized recent-"
+                                "levels score (rul_with_levels_scratch's second score); 0 "
+                                "leaves it out")
+    level_c: float = Field(0.1, gt=0, description="inverse L2 strength of the recent-levels "
+                           "logistic regression")
 
 
 # Per sensor, the residual features the learned score reads: the last quarter's signed mean
@@ -101,54 +117,61 @@ def fit_recent_logistic(features: np.ndarray, y: np.ndarray, c: float) -> Pipeli
 
 
 class RULWithResiduals(RULRegression):
-    """``rul_regression`` whose score also counts the encoder's normal-behaviour residuals."""
+    """``rul_regression`` whose score also counts the encoder's normal-behaviour residuals
+    (and, by default, the window's recent levels)."""
 
     name = "rul_with_residuals"
 
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params or RULWithResidualsParams())
         self.residual_encoder: SequenceBackbone | None = None
-        self.residual_model: Pipeline | None = None
-        self.stats = np.zeros(4)
+        self.score_models: dict[str, Pipeline] = {}
+        self.stats: list[tuple[float, float]] = []  # (mean, std) of each part, train windows
 
-    @property
-    def _weight_and_c(self) -> tuple[float, float | None]:
-        """(weight of the second score, C of its logistic regression; None: label-free)."""
+    def _extra_scores(self) -> list[tuple[str, float, float | None]]:
+        """(features, weight, C) of each score added to the RUL score; C None: label-free."""
         p = self.params
-        return p.residual_weight, (p.residual_c if p.residual_score == "learned" else None)
+        extra = [("residuals", p.residual_weight,
+                  p.residual_c if p.residual_score == "learned" else None)]
+        return extra + ([("levels", p.level_weight, p.level_c)] if p.level_weight > 0 else [])
 
     def fit(self, ctx: FitContext) -> None:
         self.residual_encoder = sequence_encoder(self.name, ctx)
         super().fit(ctx)
-        self._fit_second_score(ctx)
+        self._fit_extra_scores(ctx)
 
-    def _fit_second_score(self, ctx: FitContext) -> None:
-        c = self._weight_and_c[1]
-        if c is not None:
-            self.residual_model = fit_recent_logistic(self._recent(ctx.x_train), ctx.y_train, c)
-        rul, second = self._parts(ctx.x_train)
-        self.stats = np.array([rul.mean(), rul.std() + 1e-12,
-                               second.mean(), second.std() + 1e-12])
+    def _fit_extra_scores(self, ctx: FitContext) -> None:
+        self.score_models = {kind: fit_recent_logistic(self._features(kind, ctx.x_train),
+                                                       ctx.y_train, c)
+                             for kind, _, c in self._extra_scores() if c is not None}
+        self.stats = [(float(part.mean()), float(part.std()) + 1e-12)
+                      for part in self._parts(ctx.x_train)]
 
-    def _recent(self, x: np.ndarray) -> np.ndarray:
+    def _features(self, kind: str, x: np.ndarray) -> np.ndarray:
+        if kind == "levels":
+            return last_quarter_levels(x)
         assert self.residual_encoder is not None
         return last_quarter_features(sensor_residuals(self.residual_encoder, x, self.device))
 
-    def _parts(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _parts(self, x: np.ndarray) -> list[np.ndarray]:
+        """The RUL score, then each extra score, unstandardized."""
         assert self.model is not None
-        rul = self._scores(self.model, x)
-        if self.residual_model is not None:
-            return rul, self.residual_model.decision_function(self._recent(x))
-        assert self.residual_encoder is not None
-        residuals = sensor_residuals(self.residual_encoder, x, self.device)
-        return rul, np.log(anomaly_from_residuals(residuals) + 1e-12)
+        parts = [self._scores(self.model, x)]
+        for kind, _, c in self._extra_scores():
+            if c is None:  # the label-free mean squared residual
+                assert self.residual_encoder is not None
+                residuals = sensor_residuals(self.residual_encoder, x, self.device)
+                parts.append(np.log(anomaly_from_residuals(residuals) + 1e-12))
+            else:
+                parts.append(self.score_models[kind].decision_function(self._features(kind, x)))
+        return parts
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:
             raise RuntimeError(f"{self.name}: call fit() before predict_scores()")
-        rul, second = self._parts(x)
-        m_r, s_r, m_s, s_s = self.stats
-        return (rul - m_r) / s_r + self._weight_and_c[0] * (second - m_s) / s_s
+        weights = [1.0] + [w for _, w, _ in self._extra_scores()]
+        return sum(w * (part - m) / s
+                   for w, part, (m, s) in zip(weights, self._parts(x), self.stats, strict=True))
 
 
 class RULWithLevelsScratchParams(RULRegressionScratchParams):
@@ -160,22 +183,18 @@ class RULWithLevelsScratchParams(RULRegressionScratchParams):
 
 class RULWithLevelsScratch(FromScratch, RULWithResiduals):
     """The baseline for ``rul_with_residuals``: ``rul_regression_scratch`` plus the same
-    logistic regression on the same last-quarter features of the window itself (its readings
-    relative to the machine's baseline) instead of the SSL encoder's residuals. The two
-    differ only in what the pretrained encoder adds."""
+    logistic regression on the same last-quarter levels of the window itself (its readings
+    relative to the machine's baseline). The two differ only in what the pretrained encoder
+    adds: its starting weights for the regression, and the residual score."""
 
     name = "rul_with_levels_scratch"
 
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params or RULWithLevelsScratchParams())
 
-    @property
-    def _weight_and_c(self) -> tuple[float, float | None]:
-        return self.params.level_weight, self.params.level_c
+    def _extra_scores(self) -> list[tuple[str, float, float | None]]:
+        return [("levels", self.params.level_weight, self.params.level_c)]
 
     def fit(self, ctx: FitContext) -> None:
         RULRegression.fit(self, ctx)
-        self._fit_second_score(ctx)
-
-    def _recent(self, x: np.ndarray) -> np.ndarray:
-        return last_quarter_levels(x)
+        self._fit_extra_scores(ctx)
