@@ -138,11 +138,16 @@ def _compute_residuals(encoder: SequenceBackbone, x: np.ndarray, device: torch.d
     return torch.cat(out).numpy()
 
 
-def recent_abs_residuals(res: np.ndarray) -> np.ndarray:
-    """(N, C * 4) from :func:`sensor_residuals` -> (N, C): each sensor's last-quarter mean
-    absolute residual."""
+def residual_stats(res: np.ndarray, names: list[str]) -> np.ndarray:
+    """(N, C * 4) from :func:`sensor_residuals` -> (N, C, len(names)): the named
+    :data:`RESIDUAL_STATS` of each sensor."""
     per_sensor = res.reshape(len(res), -1, len(RESIDUAL_STATS))
-    return per_sensor[:, :, RESIDUAL_STATS.index("last_quarter_mean_abs")].astype(np.float64)
+    return per_sensor[:, :, [RESIDUAL_STATS.index(n) for n in names]]
+
+
+def recent_abs_residuals(res: np.ndarray) -> np.ndarray:
+    """(N, C): each sensor's last-quarter mean absolute residual."""
+    return residual_stats(res, ["last_quarter_mean_abs"])[:, :, 0].astype(np.float64)
 
 
 def anomaly_from_residuals(res: np.ndarray) -> np.ndarray:

@@ -62,8 +62,8 @@ from sklearn.preprocessing import StandardScaler
 from sslcore.contracts import FitContext
 from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
 from sslcore_sensor_maintenance.heads.normal_behavior import (
-    RESIDUAL_STATS,
     anomaly_from_residuals,
+    residual_stats,
     sensor_residuals,
     sequence_encoder,
 )
@@ -75,7 +75,17 @@ from sslcore_sensor_maintenance.heads.rul_regression import (
 )
 
 
-class RULWithResidualsParams(RULRegressionParams):
+class LevelScoreParams(BaseModel):
+    """The recent-levels score, shared by ``rul_with_residuals`` and its baseline."""
+
+    level_weight: float = Field(1.0, ge=0, description="weight of the standardized recent-"
+                                "levels score next to the standardized RUL score; 0 leaves "
+                                "it out")
+    level_c: float = Field(0.1, gt=0, description="inverse L2 strength of the recent-levels "
+                           "logistic regression")
+
+
+class RULWithResidualsParams(RULRegressionParams, LevelScoreParams):
     residual_weight: float = Field(1.0, ge=0, description="weight of the standardized "
                                    "residual score next to the standardized RUL score")
     residual_score: Literal["learned", "mean_square"] = Field(
@@ -84,23 +94,13 @@ class RULWithResidualsParams(RULRegressionParams):
         "last-quarter residual over sensors")
     residual_c: float = Field(0.1, gt=0, description="inverse L2 strength of the learned "
                               "residual score's logistic regression")
-    level_weight: float = Field(1.0, ge=0, description="weight of the standardized recent-"
-                                "levels score (rul_with_levels_scratch's second score); 0 "
-                                "leaves it out")
-    level_c: float = Field(0.1, gt=0, description="inverse L2 strength of the recent-levels "
-                           "logistic regression")
-
-
-# Per sensor, the residual features the learned score reads: the last quarter's signed mean
-# (direction of the departure) and mean absolute value (its size).
-_LAST_QUARTER = [RESIDUAL_STATS.index("last_quarter_mean"),
-                 RESIDUAL_STATS.index("last_quarter_mean_abs")]
 
 
 def last_quarter_features(residuals: np.ndarray) -> np.ndarray:
-    """(N, C * 4) residual features -> (N, C * 2): each sensor's last-quarter mean and |mean|."""
-    per_sensor = residuals.reshape(len(residuals), -1, len(RESIDUAL_STATS))
-    return per_sensor[:, :, _LAST_QUARTER].reshape(len(residuals), -1)
+    """(N, C * 4) residual features -> (N, C * 2): each sensor's last-quarter signed mean
+    (direction of the departure) and mean absolute value (its size)."""
+    picked = residual_stats(residuals, ["last_quarter_mean", "last_quarter_mean_abs"])
+    return picked.reshape(len(residuals), -1)
 
 
 def last_quarter_levels(x: np.ndarray) -> np.ndarray:
@@ -174,11 +174,8 @@ class RULWithResiduals(RULRegression):
                    for w, part, (m, s) in zip(weights, self._parts(x), self.stats, strict=True))
 
 
-class RULWithLevelsScratchParams(RULRegressionScratchParams):
-    level_weight: float = Field(1.0, ge=0, description="weight of the standardized recent-"
-                                "levels score next to the standardized RUL score")
-    level_c: float = Field(0.1, gt=0, description="inverse L2 strength of the recent-levels "
-                           "logistic regression")
+class RULWithLevelsScratchParams(RULRegressionScratchParams, LevelScoreParams):
+    pass
 
 
 class RULWithLevelsScratch(FromScratch, RULWithResiduals):
