@@ -170,8 +170,15 @@ def _assert_same_run(got: dict, ref: dict, world: int) -> None:
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, env=_child_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    # One more attempt when a rank died by SIGSEGV: in 2 of 22 full-suite runs on this 2-core
+    # machine (2026-12-01) a gloo rank crashed in native code, never in 6 runs of the test
+    # alone; cause not found. These jobs start from scratch (no --resume), so the second
+    # attempt checks the same thing; any other failure fails at once.
+    for _ in range(2):
+        proc = subprocess.run(cmd, cwd=cwd, env=_child_env(), capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        if proc.returncode == 0 or "SIGSEGV" not in proc.stdout + proc.stderr:
+            break
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
