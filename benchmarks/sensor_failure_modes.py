@@ -14,6 +14,11 @@ with the sweep's own per-mode metrics (``<metric>.<mode>``, which every run also
 encoder is the config's pretrained checkpoint: run ``sslcore pretrain CONFIG`` (or the
 label-efficiency benchmark) first.
 Without a config: the sensor_maintenance recipe. Prints a markdown table (mean over seeds).
+
+Then, whether a gap in the share caught is more than the luck of which failures the test fleet
+holds: for the first SSL method named against each baseline, per test failure, caught by the
+SSL method minus caught by the baseline (each averaged over seeds), with the mean and a 95%
+bootstrap interval over the failures (paired: both methods see the same failures).
 """
 
 from __future__ import annotations
@@ -27,6 +32,15 @@ import numpy as np
 
 CAUGHT = "failures_caught_ahead_at_1pct_far"
 DEFAULT_METHODS = ["rul_with_residuals", "rul_regression_scratch", "rul_with_levels_scratch"]
+BOOTSTRAP_DRAWS = 10_000
+
+
+def paired_interval(diff: np.ndarray, draws: int = BOOTSTRAP_DRAWS,
+                    seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of ``diff.mean()``, resampling the failures."""
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), (draws, len(diff)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def main() -> None:
@@ -43,7 +57,7 @@ def main() -> None:
     from sslcore import api
     from sslcore.data.sampling import labeled_subsets
     from sslcore.distributed import pick_device
-    from sslcore.evaluate.event_metrics import RUNUP_HORIZONS
+    from sslcore.evaluate.event_metrics import RUNUP_HORIZONS, first_alerts
     from sslcore.evaluate.metrics import compute
     from sslcore.experiment import checkpoint_dir
     from sslcore.sweep import fit_context
@@ -73,6 +87,7 @@ def main() -> None:
     fractions = args.fractions or ev.label_fractions
     # the sweep's own metric: <CAUGHT> over all failures and <CAUGHT>.<mode> per mode
     caught: dict[tuple[str, float], list[dict[str, float]]] = {}
+    per_failure: dict[tuple[str, float], list[np.ndarray]] = {}  # caught or not, by event id
     cache: dict = {}
     for seed in ev.seeds:
         for subset in labeled_subsets(data, ev, sorted(fractions), seed):
@@ -84,9 +99,12 @@ def main() -> None:
                 fit_ctx = copy.copy(ctx)
                 fit_ctx.encoder = encoder if arm == "ssl" else None
                 method.fit(fit_ctx)
+                scores = method.predict_scores(data.test_x)
                 caught.setdefault((name, subset.fraction), []).append(
-                    compute([CAUGHT], y, method.predict_scores(data.test_x),
-                            meta=data.test_meta))
+                    compute([CAUGHT], y, scores, meta=data.test_meta))
+                _, lead, horizon = first_alerts(y, scores, data.test_meta)
+                per_failure.setdefault((name, subset.fraction), []).append(
+                    np.nan_to_num(lead, nan=-np.inf) >= horizon)
                 print(f"{name} @ {subset.fraction:g}, seed {seed}", file=sys.stderr, flush=True)
     mode = np.asarray(data.test_meta["failure_mode"])
     rul, event = np.asarray(data.test_meta["rul"]), np.asarray(data.test_meta["event_id"])
@@ -102,6 +120,21 @@ def main() -> None:
                  for key in [CAUGHT] + [f"{CAUGHT}.{m}" for m in names]]
         print(f"| {entries[name][0]} / {name} | {fraction:g} | "
               + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    ssl = next((n for n, (arm, _) in entries.items() if arm == "ssl"), None)
+    baselines = [n for n, (arm, _) in entries.items() if arm == "baseline"]
+    if ssl is None or not baselines:
+        return
+    print(f"\nShare caught, {ssl} minus each baseline, per failure (mean over seeds); 95% "
+          f"bootstrap interval over the failures ({BOOTSTRAP_DRAWS} draws):\n")
+    print("| baseline | fraction | difference | 95% interval | failures |")
+    print("|---|---|---|---|---|")
+    for name in baselines:
+        for fraction in sorted(fractions):
+            diff = (np.mean(per_failure[(ssl, fraction)], axis=0)
+                    - np.mean(per_failure[(name, fraction)], axis=0))
+            low, high = paired_interval(diff)
+            print(f"| {name} | {fraction:g} | {diff.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
+                  f"{len(diff)} |")
 
 
 if __name__ == "__main__":
