@@ -75,5 +75,7 @@ def test_sensor_run_through_the_cli(tmp_path, make_store, sslcore_cli):
         assert wanted <= set(r.data.metrics), r.info.run_name
         assert math.isfinite(r.data.metrics["test_auprc"]), r.info.run_name
         assert int(r.data.params["n_labeled.failure_within_horizon"]) > 0, r.info.run_name
+    assert "sslcore.artifacts_error" not in parent.data.tags
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"comparison.md", "comparison.csv"} <= artifacts
+    assert {"comparison.md", "comparison.csv", "failure_alerts.csv",
+            "alert_timeline.png"} <= artifacts

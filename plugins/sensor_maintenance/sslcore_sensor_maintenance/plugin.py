@@ -61,8 +61,8 @@ def sslcore_register_heads(registry):  # type: ignore[no-untyped-def]
                  description="fine-tuned encoder regressing capped remaining useful life")
     registry.add("rul_with_residuals", rul_with_residuals.RULWithResiduals,
                  params=rul_with_residuals.RULWithResidualsParams,
-                 description="rul_regression's score plus the SSL encoder's label-free "
-                 "normal-behaviour residual, both standardized")
+                 description="rul_regression's score plus scores learnt on the SSL "
+                 "encoder's normal-behaviour residuals and on the recent levels, standardized")
     registry.add("gbm_on_stats_and_residuals", normal_behavior.GBMOnStatsAndResiduals,
                  params=normal_behavior.GBMOnStatsAndResidualsParams,
                  description="window_stats_gbm plus the SSL encoder's per-sensor "

@@ -84,9 +84,12 @@ QUICK_OVERRIDES: dict[str, Any] = {
 
 
 def sensor_recipe(params: Any) -> VerticalRecipe:
+    from sslcore_sensor_maintenance.alerts import write_artifacts
+
     return VerticalRecipe(
         description=__doc__.strip().splitlines()[0],
         default_config=DEFAULT_CONFIG,
         quick_overrides=QUICK_OVERRIDES,
         modality="timeseries",
+        artifacts=write_artifacts,  # failure_alerts.csv, alert_timeline.png
     )
