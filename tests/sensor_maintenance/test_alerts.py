@@ -77,3 +77,16 @@ def test_scores_in_threshold_units():
     # median healthy 49.5 -> 0; the 1% threshold (the 2nd highest healthy score, 98) -> 1
     assert units[49] < 0 < units[50] and units[98] == 1.0
     assert np.isclose(units[-1], (500 - 49.5) / (98 - 49.5))
+
+
+def test_without_healthy_windows_nothing_is_written(tmp_path):
+    meta = run_to_failure_meta()
+    keep = meta["rul"] <= 100  # run-up windows only: no false-alarm threshold exists
+    meta = {k: v[keep] for k, v in meta.items()}
+    cfg = SimpleNamespace(heads=[ref("finetune")], baselines=[],
+                          dataset=SimpleNamespace(name="sensor_synthetic"))
+    data = SimpleNamespace(test_x=np.zeros((int(keep.sum()), 1, 1)), test_y=np.ones(keep.sum()),
+                           test_meta=meta)
+    fitted = {("ssl", "finetune"): FixedScores(np.linspace(0, 1, int(keep.sum())))}
+    write_artifacts(SimpleNamespace(cfg=cfg, data=data, fitted=fitted, out_dir=tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -96,7 +96,7 @@ def timeline_figure(meta: dict[str, np.ndarray], scores: dict[str, np.ndarray], 
     rul = np.asarray(meta["rul"], dtype=np.float64)
     runup = (np.asarray(meta["event_id"]) >= 0) & (rul <= RUNUP_HORIZONS * horizon)
     shown = sorted(set(machine[runup]))[:n_machines]
-    if not shown:
+    if not shown or not healthy.any():  # no failure to show, or no threshold to draw
         return None
     units = {name: in_threshold_units(s, healthy) for name, s in scores.items()}
     fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.4 * len(shown)), dpi=110,
