@@ -57,7 +57,7 @@ def main() -> None:
     from sslcore import api
     from sslcore.data.sampling import labeled_subsets
     from sslcore.distributed import pick_device
-    from sslcore.evaluate.event_metrics import RUNUP_HORIZONS, first_alerts
+    from sslcore.evaluate.event_metrics import first_alerts, window_phases
     from sslcore.evaluate.metrics import compute
     from sslcore.experiment import checkpoint_dir
     from sslcore.sweep import fit_context
@@ -107,9 +107,8 @@ def main() -> None:
                     np.nan_to_num(lead, nan=-np.inf) >= horizon)
                 print(f"{name} @ {subset.fraction:g}, seed {seed}", file=sys.stderr, flush=True)
     mode = np.asarray(data.test_meta["failure_mode"])
-    rul, event = np.asarray(data.test_meta["rul"]), np.asarray(data.test_meta["event_id"])
-    horizon = float(np.asarray(data.test_meta["horizon"])[0])
-    runup = (event >= 0) & (rul <= RUNUP_HORIZONS * horizon)  # events the metric counts
+    event = np.asarray(data.test_meta["event_id"])
+    runup, _, _ = window_phases(data.test_meta)  # the events the metric counts
     names = sorted(set(mode[runup]))
     print("Test failures with a run-up, by mode: " + ", ".join(
         f"{m} {len(np.unique(event[runup & (mode == m)]))}" for m in names) + "\n")

@@ -78,6 +78,18 @@ def _require(meta: dict[str, np.ndarray], n: int, name: str) -> tuple[np.ndarray
     return np.where(np.isnan(rul), np.inf, rul), event, horizon
 
 
+def window_phases(meta: dict[str, np.ndarray], name: str = "event metric"
+                  ) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(run-up, healthy, horizon)`` of the test windows: the masks every metric here uses
+    (see the module docstring), for code that draws or tabulates what the metrics count."""
+    rul, event, horizon = _require(meta, len(np.asarray(meta.get("rul", []))), name)
+    return _runup(rul, event, horizon), rul > RUNUP_HORIZONS * horizon, horizon
+
+
+def _runup(rul: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:
+    return (event >= 0) & (rul <= RUNUP_HORIZONS * horizon)
+
+
 def alert_threshold(scores: np.ndarray, healthy: np.ndarray,
                     far: float = FALSE_ALARM_RATE) -> float:
     """The smallest threshold at which ``score > threshold`` flags at most ``far`` of the
@@ -108,7 +120,7 @@ def first_alerts(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray],
     horizon)``, ids ascending, for breaking the metrics down by event attributes."""
     s = _binary(scores)
     rul, event, horizon = _require(meta, len(s), name)
-    runup = (event >= 0) & (rul <= RUNUP_HORIZONS * horizon)
+    runup = _runup(rul, event, horizon)
     threshold = alert_threshold(s, rul > RUNUP_HORIZONS * horizon, far)
     if np.isnan(threshold) or not runup.any():
         return np.empty(0, dtype=np.int64), np.empty(0), horizon

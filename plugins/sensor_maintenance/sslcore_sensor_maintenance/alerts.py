@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sslcore.evaluate.event_metrics import RUNUP_HORIZONS, alert_threshold, first_alerts
+from sslcore.evaluate.event_metrics import alert_threshold, first_alerts, window_phases
 from sslcore_sensor_maintenance.loaders import hours_to_label
 
 PREFERRED = {"ssl": "rul_with_residuals", "baseline": "rul_with_levels_scratch"}
@@ -42,12 +42,6 @@ def pick_methods(fitted: dict[tuple[str, str], Any], cfg: Any) -> dict[str, Any]
         if chosen is not None:
             picked[f"{arm}/{chosen}"] = fitted[(arm, chosen)]
     return picked
-
-
-def _healthy(meta: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
-    rul = np.asarray(meta["rul"], dtype=np.float64)
-    horizon = float(np.asarray(meta["horizon"], dtype=np.float64)[0])
-    return np.nan_to_num(rul, nan=np.inf) > RUNUP_HORIZONS * horizon, horizon
 
 
 def failure_table(y: np.ndarray, meta: dict[str, np.ndarray], scores: dict[str, np.ndarray],
@@ -90,11 +84,10 @@ def timeline_figure(meta: dict[str, np.ndarray], scores: dict[str, np.ndarray], 
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
-    healthy, horizon = _healthy(meta)
+    runup, healthy, horizon = window_phases(meta)
     machine = np.asarray(meta["machine"]).astype(str)
     ends = np.asarray(meta["time"], dtype=np.float64)
     rul = np.asarray(meta["rul"], dtype=np.float64)
-    runup = (np.asarray(meta["event_id"]) >= 0) & (rul <= RUNUP_HORIZONS * horizon)
     shown = sorted(set(machine[runup]))[:n_machines]
     if not shown or not healthy.any():  # no failure to show, or no threshold to draw
         return None

@@ -9,10 +9,10 @@ reconstruction, PatchTST-style, sensors hidden independently: a normal-behaviour
 fits heads on the few labeled failure histories: fine-tuning, a linear probe, remaining-
 useful-life regression (alone, and plus scores learnt on the encoder's normal-behaviour
 residuals and on the windows' recent levels), gradient boosting on window statistics plus the
-encoder's per-sensor residuals, and the label-free residual score. The baseline arm gets the same TCN from scratch (as a
-classifier, as a RUL regressor, and as a RUL regressor plus a score learnt on the windows' own
-recent levels), gradient boosting on window statistics and two label-free pyod detectors on
-them, with the same labeled histories and the same budget. Label
+encoder's per-sensor residuals, and the label-free residual score. The baseline arm gets the
+same TCN from scratch (as a classifier, as a RUL regressor, and as a RUL regressor plus a score
+learnt on the windows' own recent levels), gradient boosting on window statistics and two
+label-free pyod detectors on them, with the same labeled histories and the same budget. Label
 fractions count failure histories.
 """
 
