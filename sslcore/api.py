@@ -48,8 +48,8 @@ def compare(vertical_or_config: Any, data: Any = None, *,
         resume: continue pretraining from the last checkpoint of an identical config and data.
 
     Returns:
-        Report: ``.table`` (polars: label_fraction, arm, method, metric, mean, std, n_seeds) and
-        ``.run_id`` (the MLflow parent run).
+        Report: ``.table`` (polars: label_fraction, arm, method, metric, mean, std, n_seeds,
+        n_defined) and ``.run_id`` (the MLflow parent run).
 
     Raises:
         ConfigError, DataError, UnknownComponentError: before any training starts.

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 class Report:
     """What ``compare()`` returns: the table and where everything was logged."""
 
-    table: pl.DataFrame  # label_fraction, arm, method, metric, mean, std, n_seeds
+    table: pl.DataFrame  # label_fraction, arm, method, metric, mean, std, n_seeds, n_defined
     results: pl.DataFrame  # one row per (fraction, seed, arm, method, metric)
     run_id: str
     experiment_id: str

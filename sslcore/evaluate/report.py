@@ -13,14 +13,30 @@ RESULT_SCHEMA = {"label_fraction": pl.Float64, "seed": pl.Int64, "arm": pl.Utf8,
 
 
 def summarize(results: pl.DataFrame) -> pl.DataFrame:
-    """Columns: label_fraction, arm, method, metric, mean, std, n_seeds (std 0 for one seed)."""
+    """Columns: label_fraction, arm, method, metric, mean, std, n_seeds, n_defined.
+
+    A metric can be undefined (NaN) in some seeds: the median lead time of the first alert when
+    a seed's model alerted on no failure, a per-mode metric with no failure of that mode. The
+    mean and std are over the ``n_defined`` seeds where it is defined (std 0 for one; both NaN
+    for none), so one such seed does not blank the others; the report says how many."""
+    value = pl.col("value").fill_nan(None)
+    defined = value.count()
     return (
         results.group_by(["label_fraction", "arm", "method", "metric"])
-        .agg(pl.col("value").mean().alias("mean"),
-             pl.col("value").std().fill_null(0.0).alias("std"),
-             pl.col("seed").n_unique().alias("n_seeds"))
+        .agg(value.mean().fill_null(float("nan")).alias("mean"),
+             pl.when(defined > 0).then(value.std().fill_null(0.0))
+             .otherwise(float("nan")).alias("std"),
+             pl.col("seed").n_unique().alias("n_seeds"),
+             defined.alias("n_defined"))
         .sort(["metric", "label_fraction", "arm", "method"], descending=[False, False, True, False])
     )
+
+
+def _cell(row: pl.DataFrame) -> str:
+    """'mean ± std', plus '(k of n seeds)' when the metric is undefined in some seeds."""
+    text = f"{row['mean'][0]:.4f} ± {row['std'][0]:.4f}"
+    defined, seeds = row["n_defined"][0], row["n_seeds"][0]
+    return text + (f" ({defined} of {seeds} seeds)" if defined < seeds else "")
 
 
 @dataclass
@@ -107,7 +123,7 @@ def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[i
             cells = []
             for f in fractions:
                 row = grp.filter(pl.col("label_fraction") == f)
-                cells.append(f"{row['mean'][0]:.4f} ± {row['std'][0]:.4f}" if len(row) else "")
+                cells.append(_cell(row) if len(row) else "")
             lines.append(f"| {arm} | {method} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Labeled rows per fraction (mean over seeds, per class)", "",

@@ -38,3 +38,21 @@ def test_markdown_states_the_choice_and_lists_it_per_fraction():
     md = to_markdown(TEST, "auroc", {0.1: [5, 5]}, "t", VAL)
     assert "each arm's best method chosen on the validation" in md
     assert "| 0.1 | a 0.7000 | s 0.7500 | no |" in md
+
+
+def test_a_metric_undefined_in_some_seeds_is_averaged_over_the_others_and_says_so():
+    # median lead time: NaN in a seed whose model alerted on no failure
+    rows = [{"label_fraction": 0.1, "seed": seed, "arm": "ssl", "method": "a",
+             "metric": "median_lead_time", "value": v}
+            for seed, v in enumerate([80.0, float("nan"), 100.0])]
+    rows += [{"label_fraction": 0.1, "seed": seed, "arm": "baseline", "method": "s",
+              "metric": "median_lead_time", "value": float("nan")} for seed in range(3)]
+    table = summarize(pl.DataFrame(rows, schema=RESULT_SCHEMA))
+    ssl = table.filter(pl.col("arm") == "ssl").row(0, named=True)
+    assert (ssl["mean"], ssl["n_seeds"], ssl["n_defined"]) == (90.0, 3, 2)
+    assert abs(ssl["std"] - 14.1421) < 1e-3
+    base = table.filter(pl.col("arm") == "baseline").row(0, named=True)
+    assert base["n_defined"] == 0 and base["mean"] != base["mean"]  # NaN: defined in no seed
+    md = to_markdown(table, "median_lead_time", {0.1: [5, 5]}, "t")
+    assert "| ssl | a | 90.0000 ± 14.1421 (2 of 3 seeds) |" in md
+    assert "| baseline | s | nan ± nan (0 of 3 seeds) |" in md
