@@ -15,10 +15,12 @@ encoder is the config's pretrained checkpoint: run ``sslcore pretrain CONFIG`` (
 label-efficiency benchmark) first.
 Without a config: the sensor_maintenance recipe. Prints a markdown table (mean over seeds).
 
-Then, whether a gap in the share caught is more than the luck of which failures the test fleet
-holds: for the first SSL method named against each baseline, per test failure, caught by the
-SSL method minus caught by the baseline (each averaged over seeds), with the mean and a 95%
-bootstrap interval over the failures (paired: both methods see the same failures).
+Then, whether a gap in the share caught is more than luck: for the first SSL method named
+against each baseline, per seed and test failure, caught by the SSL method minus caught by the
+baseline (paired: both see the same labeled histories and the same failures), with the mean
+and two 95% bootstrap intervals: over the failures (which failures the test fleet holds; the
+seeds averaged), and over the seeds and the failures together (also which histories the seed
+labeled: with a few labeled failures the larger source of spread; coarse with 3 seeds).
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ def paired_interval(diff: np.ndarray, draws: int = BOOTSTRAP_DRAWS,
     """95% percentile-bootstrap interval of ``diff.mean()``, resampling the failures."""
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), (draws, len(diff)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def two_way_interval(diff: np.ndarray, draws: int = BOOTSTRAP_DRAWS,
+                     seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of ``diff`` (seeds x failures), resampling
+    the seeds and the failures independently (each draw's mean weighs rows and columns by how
+    often they were drawn)."""
+    rng = np.random.default_rng(seed)
+    n_seeds, n_failures = diff.shape
+    w_seeds = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), draws)
+    w_failures = rng.multinomial(n_failures, np.full(n_failures, 1 / n_failures), draws)
+    means = np.einsum("ds,sf,df->d", w_seeds, diff, w_failures) / (n_seeds * n_failures)
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
@@ -123,17 +138,21 @@ def main() -> None:
     baselines = [n for n, (arm, _) in entries.items() if arm == "baseline"]
     if ssl is None or not baselines:
         return
-    print(f"\nShare caught, {ssl} minus each baseline, per failure (mean over seeds); 95% "
-          f"bootstrap interval over the failures ({BOOTSTRAP_DRAWS} draws):\n")
-    print("| baseline | fraction | difference | 95% interval | failures |")
-    print("|---|---|---|---|---|")
+    print(f"\nShare caught, {ssl} minus each baseline, per seed and failure; 95% bootstrap "
+          f"intervals ({BOOTSTRAP_DRAWS} draws) over the failures and over seeds and failures:\n")
+    print("| baseline | fraction | difference | over failures | over seeds and failures | "
+          "seeds ahead / behind | failures |")
+    print("|---|---|---|---|---|---|---|")
     for name in baselines:
         for fraction in sorted(fractions):
-            diff = (np.mean(per_failure[(ssl, fraction)], axis=0)
-                    - np.mean(per_failure[(name, fraction)], axis=0))
-            low, high = paired_interval(diff)
+            diff = (np.asarray(per_failure[(ssl, fraction)], float)
+                    - np.asarray(per_failure[(name, fraction)], float))  # seeds x failures
+            low, high = paired_interval(diff.mean(axis=0))
+            low2, high2 = two_way_interval(diff)
+            by_seed = diff.mean(axis=1)
             print(f"| {name} | {fraction:g} | {diff.mean():+.3f} | [{low:+.3f}, {high:+.3f}] | "
-                  f"{len(diff)} |")
+                  f"[{low2:+.3f}, {high2:+.3f}] | {(by_seed > 0).sum()} / {(by_seed < 0).sum()}"
+                  f" of {len(by_seed)} | {diff.shape[1]} |")
 
 
 if __name__ == "__main__":
