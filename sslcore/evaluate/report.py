@@ -36,7 +36,8 @@ def _cell(row: pl.DataFrame) -> str:
     """'mean ± std', plus '(k of n seeds)' when the metric is undefined in some seeds."""
     text = f"{row['mean'][0]:.4f} ± {row['std'][0]:.4f}"
     defined, seeds = row["n_defined"][0], row["n_seeds"][0]
-    return text + (f" ({defined} of {seeds} seeds)" if defined < seeds else "")
+    unit = "seed" if seeds == 1 else "seeds"
+    return text + (f" ({defined} of {seeds} {unit})" if defined < seeds else "")
 
 
 @dataclass

@@ -56,3 +56,5 @@ def test_a_metric_undefined_in_some_seeds_is_averaged_over_the_others_and_says_s
     md = to_markdown(table, "median_lead_time", {0.1: [5, 5]}, "t")
     assert "| ssl | a | 90.0000 ± 14.1421 (2 of 3 seeds) |" in md
     assert "| baseline | s | nan ± nan (0 of 3 seeds) |" in md
+    one = summarize(pl.DataFrame(rows[3:4], schema=RESULT_SCHEMA))
+    assert "nan ± nan (0 of 1 seed) |" in to_markdown(one, "median_lead_time", {}, "t")
