@@ -72,7 +72,7 @@ def main() -> None:
     from sslcore import api
     from sslcore.data.sampling import labeled_subsets
     from sslcore.distributed import pick_device
-    from sslcore.evaluate.event_metrics import first_alerts, window_phases
+    from sslcore.evaluate.event_metrics import caught_ahead, first_alerts, window_phases
     from sslcore.evaluate.metrics import compute
     from sslcore.experiment import checkpoint_dir
     from sslcore.sweep import fit_context
@@ -119,7 +119,7 @@ def main() -> None:
                     compute([CAUGHT], y, scores, meta=data.test_meta))
                 _, lead, horizon = first_alerts(y, scores, data.test_meta)
                 per_failure.setdefault((name, subset.fraction), []).append(
-                    np.nan_to_num(lead, nan=-np.inf) >= horizon)
+                    caught_ahead(lead, horizon))
                 print(f"{name} @ {subset.fraction:g}, seed {seed}", file=sys.stderr, flush=True)
     mode = np.asarray(data.test_meta["failure_mode"])
     event = np.asarray(data.test_meta["event_id"])

@@ -55,7 +55,8 @@ RUNUP_HORIZONS = 2.0  # run-up of a failure = windows ending within 2 horizons b
 FALSE_ALARM_RATE = 0.01
 
 
-def _binary(scores: np.ndarray) -> np.ndarray:
+def positive_scores(scores: np.ndarray) -> np.ndarray:
+    """The positive-class score per row: ``scores`` itself (N,), or column 1 of (N, 2)."""
     s = np.asarray(scores, dtype=np.float64)
     return s[:, 1] if s.ndim == 2 else s
 
@@ -83,11 +84,12 @@ def window_phases(meta: dict[str, np.ndarray], name: str = "event metric"
     """``(run-up, healthy, horizon)`` of the test windows: the masks every metric here uses
     (see the module docstring), for code that draws or tabulates what the metrics count."""
     rul, event, horizon = _require(meta, len(np.asarray(meta.get("rul", []))), name)
-    return _runup(rul, event, horizon), rul > RUNUP_HORIZONS * horizon, horizon
+    return (*_phases(rul, event, horizon), horizon)
 
 
-def _runup(rul: np.ndarray, event: np.ndarray, horizon: float) -> np.ndarray:
-    return (event >= 0) & (rul <= RUNUP_HORIZONS * horizon)
+def _phases(rul: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """(run-up, healthy) masks; windows in neither lie 1-2 horizons before a failure."""
+    return (event >= 0) & (rul <= RUNUP_HORIZONS * horizon), rul > RUNUP_HORIZONS * horizon
 
 
 def alert_threshold(scores: np.ndarray, healthy: np.ndarray,
@@ -118,10 +120,10 @@ def first_alerts(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray],
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`first_alert_lead_times` with the events' ids: ``(event_ids, lead_times,
     horizon)``, ids ascending, for breaking the metrics down by event attributes."""
-    s = _binary(scores)
+    s = positive_scores(scores)
     rul, event, horizon = _require(meta, len(s), name)
-    runup = _runup(rul, event, horizon)
-    threshold = alert_threshold(s, rul > RUNUP_HORIZONS * horizon, far)
+    runup, healthy = _phases(rul, event, horizon)
+    threshold = alert_threshold(s, healthy, far)
     if np.isnan(threshold) or not runup.any():
         return np.empty(0, dtype=np.int64), np.empty(0), horizon
     alarm = runup & (s > threshold)
@@ -148,7 +150,12 @@ def failures_caught_ahead(y: np.ndarray, scores: np.ndarray,
                                            name="failures_caught_ahead_at_1pct_far")
     if not len(lead):
         return float("nan")
-    return float((np.nan_to_num(lead, nan=-np.inf) >= horizon).mean())
+    return float(caught_ahead(lead, horizon).mean())
+
+
+def caught_ahead(lead: np.ndarray, horizon: float) -> np.ndarray:
+    """Per event, whether its first alert came at least one horizon ahead (NaN lead: missed)."""
+    return np.nan_to_num(lead, nan=-np.inf) >= horizon
 
 
 def median_lead_time(y: np.ndarray, scores: np.ndarray, meta: dict[str, np.ndarray]) -> float:

@@ -18,13 +18,14 @@ import numpy as np
 from sklearn import metrics as skm
 
 from sslcore.errors import ConfigError
-from sslcore.evaluate.event_metrics import EVENT_LOWER_IS_BETTER, EVENT_METRICS, by_failure_mode
+from sslcore.evaluate.event_metrics import (
+    EVENT_LOWER_IS_BETTER,
+    EVENT_METRICS,
+    by_failure_mode,
+    positive_scores,
+)
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
-
-
-def _binary(scores: np.ndarray) -> np.ndarray:
-    return scores[:, 1] if scores.ndim == 2 else scores
 
 
 def _labels(scores: np.ndarray) -> np.ndarray:
@@ -35,13 +36,13 @@ def auprc(y: np.ndarray, s: np.ndarray) -> float:
     """Area under the precision-recall curve (average precision) of the positive class."""
     if s.ndim == 2 and s.shape[1] > 2:
         return float(skm.average_precision_score(np.eye(s.shape[1])[y], s, average="macro"))
-    return float(skm.average_precision_score(y, _binary(s)))
+    return float(skm.average_precision_score(y, positive_scores(s)))
 
 
 def auroc(y: np.ndarray, s: np.ndarray) -> float:
     if s.ndim == 2 and s.shape[1] > 2:
         return float(skm.roc_auc_score(y, s, multi_class="ovr", average="macro"))
-    return float(skm.roc_auc_score(y, _binary(s)))
+    return float(skm.roc_auc_score(y, positive_scores(s)))
 
 
 def accuracy(y: np.ndarray, s: np.ndarray) -> float:
@@ -54,14 +55,14 @@ def macro_f1(y: np.ndarray, s: np.ndarray) -> float:
 
 def recall_at_fpr(y: np.ndarray, s: np.ndarray, fpr: float = 0.01) -> float:
     """Recall (true positive rate) at the best threshold whose false-positive rate <= ``fpr``."""
-    fprs, tprs, _ = skm.roc_curve(y, _binary(s))
+    fprs, tprs, _ = skm.roc_curve(y, positive_scores(s))
     ok = fprs <= fpr
     return float(tprs[ok].max()) if ok.any() else 0.0
 
 
 def false_positives_at_recall(y: np.ndarray, s: np.ndarray, recall: float = 0.8) -> float:
     """How many negatives are flagged at the first threshold reaching ``recall``: analyst load."""
-    fprs, tprs, _ = skm.roc_curve(y, _binary(s))
+    fprs, tprs, _ = skm.roc_curve(y, positive_scores(s))
     idx = int(np.argmax(tprs >= recall))
     return float(round(fprs[idx] * int((y == 0).sum())))
 
@@ -73,7 +74,7 @@ def youden_threshold(y: np.ndarray, s: np.ndarray) -> float:
     """
     if len(np.unique(y)) < 2:
         return 0.5
-    fprs, tprs, thresholds = skm.roc_curve(y, _binary(s))
+    fprs, tprs, thresholds = skm.roc_curve(y, positive_scores(s))
     best = int(np.argmax(tprs - fprs))
     return float(min(thresholds[best], np.nextafter(np.inf, 0)))  # roc_curve's first is inf
 
@@ -81,13 +82,13 @@ def youden_threshold(y: np.ndarray, s: np.ndarray) -> float:
 def sensitivity(y: np.ndarray, s: np.ndarray, threshold: float = 0.5) -> float:
     """True positive rate of ``score >= threshold`` (recall of the positive class)."""
     pos = y == 1
-    return float((_binary(s)[pos] >= threshold).mean()) if pos.any() else float("nan")
+    return float((positive_scores(s)[pos] >= threshold).mean()) if pos.any() else float("nan")
 
 
 def specificity(y: np.ndarray, s: np.ndarray, threshold: float = 0.5) -> float:
     """True negative rate of ``score >= threshold``."""
     neg = y == 0
-    return float((_binary(s)[neg] < threshold).mean()) if neg.any() else float("nan")
+    return float((positive_scores(s)[neg] < threshold).mean()) if neg.any() else float("nan")
 
 
 THRESHOLD_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, float], float]] = {

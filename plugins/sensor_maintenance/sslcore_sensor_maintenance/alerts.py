@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sslcore.evaluate.event_metrics import alert_threshold, first_alerts, window_phases
+from sslcore.evaluate.event_metrics import (
+    alert_threshold,
+    first_alerts,
+    positive_scores,
+    window_phases,
+)
 from sslcore_sensor_maintenance.loaders import hours_to_label
 
 PREFERRED = {"ssl": "rul_with_residuals", "baseline": "rul_with_levels_scratch"}
@@ -131,10 +136,8 @@ def write_artifacts(ctx: Any) -> None:
     if not {"rul", "event_id", "horizon", "machine", "time"} <= set(meta):
         return  # not a run-to-failure test set: nothing to time
     methods = pick_methods(ctx.fitted, ctx.cfg)
-    scores = {}
-    for name, method in methods.items():
-        s = np.asarray(method.predict_scores(ctx.data.test_x), dtype=np.float64)
-        scores[name] = s[:, -1] if s.ndim == 2 else s
+    scores = {name: positive_scores(method.predict_scores(ctx.data.test_x))
+              for name, method in methods.items()}
     if not scores:
         return
     time_unit = "cycles" if ctx.cfg.dataset.name == "cmapss" else "hours"
