@@ -7,7 +7,7 @@ validated pydantic model and ``context`` holds what the runner knows (listed per
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -127,5 +127,4 @@ class VerticalRecipe:
     default_config: dict[str, Any]
     quick_overrides: dict[str, Any] = field(default_factory=dict)
     modality: str = "table"  # "table" | "image" | "timeseries"
-    example_files: Sequence[str] = ()
     artifacts: Callable[[ArtifactContext], None] | None = None

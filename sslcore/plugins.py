@@ -12,7 +12,6 @@ Environment switches:
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -86,7 +85,7 @@ def get_plugin_manager(extra_plugins: Sequence[object] = ()) -> tuple[pluggy.Plu
     infos = [PluginInfo("sslcore", sslcore.__version__, builtin_plugin.__name__)]
     for plugin in extra_plugins:
         name = getattr(plugin, "__name__", type(plugin).__name__)
-        pm.register(plugin, name=name)
+        _register(pm, plugin, name)
         infos.append(PluginInfo(name, "local", getattr(plugin, "__module__", name)))
 
     if os.environ.get("SSLCORE_DISABLE_PLUGIN_AUTOLOAD", "").lower() not in ("1", "true", "yes"):
@@ -104,8 +103,27 @@ def get_plugin_manager(extra_plugins: Sequence[object] = ()) -> tuple[pluggy.Plu
                 infos.append(PluginInfo(ep.name, version, ep.value, error=msg))
                 warnings.warn(f"sslcore plugin {ep.name!r} ({version}) failed to load and is "
                               f"skipped: {msg}", stacklevel=2)
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or str(exc.plugin)
+        raise PluginLoadError(f"plugin {name!r} implements a hook sslcore does not have: "
+                              f"{_one_line(exc)}; the hooks are listed in docs/hooks.md") from None
     return pm, infos
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register one plugin; a hook whose arguments differ from the spec is a named error."""
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(f"plugin {name!r} does not match sslcore's hook specs: "
+                              f"{_one_line(exc)}; the hooks and their arguments are listed in "
+                              "docs/hooks.md") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def load_registries(extra_plugins: Sequence[object] = ()) -> Registries:
@@ -128,11 +146,3 @@ def load_registries(extra_plugins: Sequence[object] = ()) -> Registries:
         regs.by_kind[kind] = registry
     return regs
 
-
-def import_optional(module: str, purpose: str) -> Any:
-    """Import a heavy optional dependency inside a function, with an actionable error."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise PluginLoadError(f"{purpose} needs the '{module}' package: pip install {module}") \
-            from exc

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-TAG_PREFIX = "sslcore."
 _MAX_PARAM_LEN = 6000
 
 
