@@ -37,7 +37,8 @@ def main() -> int:
     minutes = (time.perf_counter() - start) / 60
     ev = report.config.evaluation
     body = to_markdown(report.table, ev.primary_metric, report.labeled_counts,
-                       f"{args.vertical}: SSL vs labeled-only", report.val_table)
+                       f"{args.vertical}: SSL vs labeled-only", report.val_table,
+                       lower_is_better=report.lower_is_better)
     header = (f"<!-- command: python benchmarks/label_efficiency.py --vertical {args.vertical}"
               f"{' --quick' if args.quick else ''}{' --config ' + args.config if args.config else ''}"
               f" | machine: {platform.machine()}, {os.cpu_count()} cores, "

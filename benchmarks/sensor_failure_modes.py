@@ -72,12 +72,12 @@ def main() -> None:
     from sslcore import api
     from sslcore.data.sampling import labeled_subsets
     from sslcore.distributed import pick_device
-    from sslcore.evaluate.event_metrics import caught_ahead, first_alerts, window_phases
     from sslcore.evaluate.metrics import compute
     from sslcore.experiment import checkpoint_dir
     from sslcore.sweep import fit_context
     from sslcore.train.build import build_pretraining
     from sslcore.train.checkpoint import latest_checkpoint, load_checkpoint
+    from sslcore_sensor_maintenance.event_metrics import caught_ahead, first_alerts, window_phases
 
     cfg, registries, data = api._prepare(args.config, None, quick=False, tracking_uri=None)
     if "failure_mode" not in data.test_meta:
@@ -116,7 +116,8 @@ def main() -> None:
                 method.fit(fit_ctx)
                 scores = method.predict_scores(data.test_x)
                 caught.setdefault((name, subset.fraction), []).append(
-                    compute([CAUGHT], y, scores, meta=data.test_meta))
+                    compute([CAUGHT], y, scores, metrics=registries.metrics,
+                            meta=data.test_meta))
                 _, lead, horizon = first_alerts(y, scores, data.test_meta)
                 per_failure.setdefault((name, subset.fraction), []).append(
                     caught_ahead(lead, horizon))

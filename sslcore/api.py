@@ -18,7 +18,8 @@ __all__ = ["Report", "compare", "finetune", "load_model", "pretrain"]
 
 
 def _prepare(vertical_or_config: Any, data: Any, *, quick: bool, tracking_uri: str | None,
-             overrides: dict[str, Any] | None = None) -> tuple[Any, Any, Any]:
+             overrides: dict[str, Any] | None = None,
+             budget: str | None = None) -> tuple[Any, Any, Any]:
     from sslcore.experiment import load_data, resolve_config
     from sslcore.plugins import load_registries
 
@@ -26,14 +27,16 @@ def _prepare(vertical_or_config: Any, data: Any, *, quick: bool, tracking_uri: s
     overrides = dict(overrides or {})
     if tracking_uri:
         overrides["tracking"] = {"uri": tracking_uri}
+    if budget:
+        overrides["budget"] = budget
     cfg = resolve_config(vertical_or_config, registries, quick=quick, overrides=overrides)
     return cfg, registries, load_data(cfg, registries, data)
 
 
 def compare(vertical_or_config: Any, data: Any = None, *,
             label_fractions: list[float] | None = None, seeds: list[int] | None = None,
-            tracking_uri: str | None = None, quick: bool = False, resume: bool = False,
-            progress: bool = True) -> Report:
+            tracking_uri: str | None = None, quick: bool = False, budget: str | None = None,
+            resume: bool = False, progress: bool = True) -> Report:
     """Pretrain on the unlabeled pool, then compare SSL heads with labeled-only baselines.
 
     Args:
@@ -45,6 +48,9 @@ def compare(vertical_or_config: Any, data: Any = None, *,
         seeds: seeds of the labeled subsets and models (default 0, 1, 2).
         tracking_uri: MLflow tracking URI (default ``sqlite:///mlflow.db``).
         quick: the vertical's quick recipe (smaller data and budgets) for demos and smoke tests.
+        budget: ``"quick"``, ``"standard"`` or ``"thorough"``: scales every floor and cap on
+            training steps (``pretrain``/``finetune`` ``min_steps``, ``max_steps``) 0.25x, 1x
+            or 4x; default: the config's (``--quick`` recipes select ``quick``).
         resume: continue pretraining from the last checkpoint of an identical config and data.
 
     Returns:
@@ -62,14 +68,17 @@ def compare(vertical_or_config: Any, data: Any = None, *,
     if seeds is not None:
         evaluation["seeds"] = list(seeds)
     cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
-                                         tracking_uri=tracking_uri,
+                                         tracking_uri=tracking_uri, budget=budget,
                                          overrides={"evaluation": evaluation} if evaluation else None)
     return run_experiment(cfg, registries, ssl_data, resume=resume, progress=progress)
 
 
 def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | None = None,
-             quick: bool = False, resume: bool = False, progress: bool = True) -> Path:
+             quick: bool = False, budget: str | None = None, resume: bool = False,
+             progress: bool = True) -> Path:
     """Pretrain the encoder only (single process or under torchrun); return its checkpoint dir.
+
+    ``budget`` is the step-budget preset, as for :func:`compare`.
 
     ``compare(..., resume=True)`` with the same config and data reuses the checkpoint.
     """
@@ -78,10 +87,11 @@ def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | N
     from sslcore import tracking
     from sslcore.distributed import cleanup_distributed, init_distributed, is_main_process
     from sslcore.experiment import checkpoint_dir
-    from sslcore.train.build import build_pretraining, run_pretraining
+    from sslcore.pretraining import run_pretraining
+    from sslcore.train.build import build_pretraining
 
     cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
-                                         tracking_uri=tracking_uri)
+                                         tracking_uri=tracking_uri, budget=budget)
     device = init_distributed()
     card = ssl_data.card()
     ckpt = checkpoint_dir(cfg, card.content_hash)
@@ -106,7 +116,8 @@ def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | N
 
 
 def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetune",
-             label_fraction: float = 1.0, seed: int = 0, quick: bool = False) -> Any:
+             label_fraction: float = 1.0, seed: int = 0, quick: bool = False,
+             budget: str | None = None) -> Any:
     """Fit one SSL head on the pretrained encoder (from ``pretrain()``) and return it.
 
     The returned Method has ``predict_scores(x)``. Raises CheckpointError when the encoder was
@@ -120,7 +131,8 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     from sslcore.sweep import fit_context
     from sslcore.train.checkpoint import latest_checkpoint, load_checkpoint
 
-    cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick, tracking_uri=None)
+    cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick, tracking_uri=None,
+                                         budget=budget)
     refs = {r.label: r for r in cfg.heads}
     if method not in refs:
         raise ConfigError(f"method: {method!r} is not a head of this config; choose from "

@@ -56,20 +56,27 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sslcore.api import compare
+    from sslcore.evaluate.report import reference_sentences
 
     report = compare(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
-                     resume=args.resume, label_fractions=args.label_fractions, seeds=args.seeds,
+                     budget=args.budget, resume=args.resume,
+                     label_fractions=args.label_fractions, seeds=args.seeds,
                      progress=not args.no_progress)
     print()
     print(report)
     hl = report.headline
     print(f"Each arm's best method at a fraction is chosen on the {hl.chosen_on}; test scores:")
     for row in hl.rows:
-        ssl, base = row["best_ssl"], row["best_baseline"]
+        ssl, base, ref = row["best_ssl"], row["best_baseline"], row.get("reference")
         if ssl and base:
             verdict = "SSL wins" if row["ssl_wins"] else "baseline wins"
+            plain = f" (plain reference {ref[0]} {ref[1]:.4f})" if ref else ""
             print(f"  {row['label_fraction']:>6.1%} labels: best SSL {ssl[0]} {ssl[1]:.4f} vs best "
-                  f"baseline {base[0]} {base[1]:.4f} -> {verdict}")
+                  f"baseline {base[0]} {base[1]:.4f} -> {verdict}{plain}")
+    for sentence in reference_sentences(hl):
+        print(sentence)
+    for key, why in sorted(report.dropped.items()):
+        print(f"Left out for these data: {key.replace('.', ' ', 1)} ({why})")
     print(f"\nMLflow parent run {report.run_id} in {report.tracking_uri}; best model "
           f"({report.best_method}, chosen on validation): {report.model_uri}")
     print("Open the UI with: sslcore ui" + (f" --tracking-uri {args.tracking_uri}"
@@ -107,11 +114,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         forward += ["--quick"] if args.quick else []
         forward += ["--resume"] if args.resume or args.max_restarts else []
         forward += ["--tracking-uri", args.tracking_uri] if args.tracking_uri else []
+        forward += ["--budget", args.budget] if args.budget else []
         return _launch_and_close_runs(forward, args)
     from sslcore.api import pretrain
 
     ckpt = pretrain(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
-                    resume=args.resume, progress=not args.no_progress)
+                    budget=args.budget, resume=args.resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ckpt}; `sslcore run {args.vertical} --resume` with the same config "
               "reuses it")
@@ -139,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("vertical", help="an installed vertical, e.g. fraud_transactions")
         p.add_argument("--config", help="YAML overriding the vertical's recipe")
         p.add_argument("--quick", action="store_true", help="small data and budgets (demo)")
+        p.add_argument("--budget", choices=["quick", "standard", "thorough"],
+                       help="training budget preset: scales every min_steps and max_steps "
+                       "0.25x / 1x / 4x (default: the recipe's; --quick selects quick)")
         p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
         p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -13,13 +13,40 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sslcore.errors import ConfigError, UnknownComponentError
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+Budget = Literal["quick", "standard", "thorough"]
+
+
+class _StepBudget(_Strict):
+    """A budget in optimizer steps (sslcore.train.budget plans it): ``steps`` exactly, else
+    ``epochs`` x steps per epoch raised to ``min_steps`` and lowered to ``max_steps``, both
+    scaled by ``ExperimentConfig.budget``."""
+
+    steps: int | None = Field(None, ge=1, description="exactly this many optimizer steps "
+                              "(bypasses epochs, min_steps, max_steps and the preset)")
+    # Set from ExperimentConfig.budget; a config block on its own plans as "standard".
+    _preset: str = PrivateAttr("standard")
+
+    @property
+    def preset(self) -> str:
+        """The budget preset this block is planned with (ExperimentConfig.budget)."""
+        return self._preset
 
 
 class ComponentRef(_Strict):
@@ -34,9 +61,12 @@ class ComponentRef(_Strict):
         return self.alias or self.name
 
 
-class PretrainConfig(_Strict):
+class PretrainConfig(_StepBudget):
     epochs: int = Field(10, ge=0)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    min_steps: int = Field(0, ge=0, description="floor on optimizer steps (x the budget "
+                           "preset), so a small pool still trains")
+    max_steps: int | None = Field(None, ge=1, description="cap on optimizer steps (x the "
+                                  "budget preset)")
     batch_size: int = Field(256, ge=2, description="global batch, split across ranks")
     lr: float = Field(1e-3, gt=0, description="peak learning rate at base_batch_size when "
                       "lr_scaling is set, else at any batch size")
@@ -62,14 +92,22 @@ class PretrainConfig(_Strict):
         return self.lr * {"none": 1.0, "linear": ratio, "sqrt": ratio ** 0.5}[self.lr_scaling]
 
 
-class FinetuneConfig(_Strict):
+class FinetuneConfig(_StepBudget):
     """The budget shared by every trained method of both arms."""
 
     epochs: int = Field(30, ge=1)
+    # 300: what 30 epochs of at least 10 steps gave a few dozen labels before step budgets.
+    min_steps: int = Field(300, ge=0, description="floor on optimizer steps (x the budget "
+                           "preset); early stopping never stops before it")
+    max_steps: int | None = Field(3000, ge=1, description="cap on optimizer steps (x the "
+                                  "budget preset)")
     batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    patience: int = Field(5, ge=1, description="early stopping on the validation split")
+    eval_every: int | None = Field(None, ge=1, description="optimizer steps between "
+                                   "validation checks; None: an epoch, at least 10 steps")
+    patience: int = Field(5, ge=1, description="early stopping: validation checks without "
+                          "improvement (only after min_steps)")
 
 
 class EvaluationConfig(_Strict):
@@ -105,6 +143,9 @@ class TrackingConfig(_Strict):
 
 class ExperimentConfig(_Strict):
     vertical: str
+    budget: Budget = Field("standard", description="preset scaling every min_steps and "
+                           "max_steps: quick 0.25x, standard 1x, thorough 4x "
+                           "(sslcore.train.budget.BUDGET_SCALE)")
     dataset: ComponentRef
     augmentations: list[ComponentRef] = Field(default_factory=list)
     finetune_augmentations: list[ComponentRef] | None = Field(
@@ -121,6 +162,13 @@ class ExperimentConfig(_Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output_dir: str = "sslcore_runs"
+
+    @model_validator(mode="after")
+    def _share_budget(self) -> ExperimentConfig:
+        # Copies: a block passed in by the caller must not take this config's preset.
+        self.pretrain, self.finetune = self.pretrain.model_copy(), self.finetune.model_copy()
+        self.pretrain._preset = self.finetune._preset = self.budget
+        return self
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -177,8 +225,9 @@ def validate_config(raw: dict[str, Any], source: str = "") -> ExperimentConfig:
         raise ConfigError(format_validation_error(exc, source=source)) from None
 
 
-def check_components(cfg: ExperimentConfig, registries: Any, metric_names: list[str]) -> None:
-    """Resolve every component name and validate its params; errors carry the dotted path."""
+def check_components(cfg: ExperimentConfig, registries: Any) -> None:
+    """Resolve every component and metric name and validate every params block; errors carry
+    the dotted path."""
     refs: list[tuple[str, str, ComponentRef]] = [
         ("dataset", "datasets", cfg.dataset), ("backbone", "backbones", cfg.backbone),
         ("pretext", "pretext_tasks", cfg.pretext)]
@@ -202,9 +251,10 @@ def check_components(cfg: ExperimentConfig, registries: Any, metric_names: list[
         raise ConfigError(f"heads/baselines: method names {dupes} appear twice; give one an alias")
     ev = cfg.evaluation
     for i, m in enumerate(ev.metrics):
-        if m not in metric_names:
-            raise ConfigError(f"evaluation.metrics[{i}]: unknown metric {m!r}; "
-                              f"choose from {sorted(metric_names)}")
+        try:
+            registries.metrics.get(m)
+        except UnknownComponentError as exc:
+            raise ConfigError(f"evaluation.metrics[{i}]: {exc}") from None
     if ev.primary_metric not in ev.metrics:
         raise ConfigError(f"evaluation.primary_metric: {ev.primary_metric!r} is not in "
                           f"evaluation.metrics {ev.metrics}")

@@ -87,7 +87,9 @@ class Method(Protocol):
 
     ``predict_scores`` returns the positive-class score (N,) for binary tasks, or class
     probabilities (N, C) for multi-class tasks. ``uses_labels`` is False for label-free
-    detectors, whose fit does not depend on the labeled subset.
+    detectors, whose fit does not depend on the labeled subset. After ``fit`` a method may set
+    ``fit_info`` (a dict of numbers such as ``fit_steps``, ``best_step``): the sweep logs its
+    keys as they are as metrics of the method's child run.
     Factory context: none.
     """
 
@@ -96,6 +98,59 @@ class Method(Protocol):
     def fit(self, ctx: FitContext) -> None: ...
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray: ...
+
+
+# (metric, y_true, scores, meta) -> {group: value}: ``metric`` is the Metric's function with the
+# threshold bound, called as metric(y_true, scores, meta) on each group's rows or events.
+GroupBreakdown = Callable[
+    [Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], float], np.ndarray, np.ndarray,
+     dict[str, np.ndarray]],
+    dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A test-set metric that ``evaluation.metrics`` may name: a function and what it needs.
+
+    The sweep calls ``fn(y_true, scores)`` for every fit, with the decision threshold appended
+    when ``needs_threshold`` and the test rows' metadata appended when ``needs_meta``:
+    ``fn(y_true, scores[, threshold][, meta]) -> float``. ``scores`` is the positive-class
+    score (N,) of a binary task or the class probabilities (N, C) of a multi-class one.
+
+    Attributes:
+        fn: the metric; NaN where it is undefined (e.g. no event to count).
+        higher_is_better: False for costs (false positives): the report, the headline and the
+            choice of the model to log then prefer low values.
+        needs_threshold: ``fn`` also takes the decision threshold the sweep chose on the
+            validation split of each labeled subset (Youden's J), never on the test set.
+        needs_meta: the ``SSLData.test_meta`` keys ``fn`` reads; ``fn`` then also takes the
+            meta. Data without them drop the metric with a note (``sslcore.data_fit``).
+        binary_only: scores one positive class; dropped on a multi-class task.
+        by_group: an optional breakdown, ``by_group(metric, y_true, scores, meta) ->
+            {group: value}``, each value logged as ``<name>.<group>`` next to ``<name>``
+            (e.g. per failure mode); ``metric`` is ``fn`` with the threshold bound, called as
+            ``metric(y_true, scores, meta)``.
+
+    Factory context: none. A metric's factory is ``lambda params: Metric(...)`` (see the
+    ``sslcore_register_metrics`` hook); its description is the registry entry's.
+    """
+
+    fn: Callable[..., float]
+    higher_is_better: bool = True
+    needs_threshold: bool = False
+    needs_meta: tuple[str, ...] = ()
+    binary_only: bool = False
+    by_group: GroupBreakdown | None = None
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"Metric fn must be callable, got {type(self.fn).__name__}")
+        if not (isinstance(self.needs_meta, tuple)
+                and all(isinstance(k, str) for k in self.needs_meta)):
+            raise TypeError(f"Metric needs_meta must be a tuple of test_meta keys, got "
+                            f"{self.needs_meta!r}")
+        if self.by_group is not None and not callable(self.by_group):
+            raise TypeError("Metric by_group must be callable or None")
 
 
 @dataclass

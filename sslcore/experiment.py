@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,15 @@ from sslcore.contracts import ArtifactContext
 from sslcore.data.sampling import labeled_subsets
 from sslcore.data.ssl_data import SSLData
 from sslcore.errors import ConfigError, DataError
-from sslcore.evaluate.metrics import ALL_METRICS, LOWER_IS_BETTER
-from sslcore.evaluate.report import Headline, format_console, headline, summarize, to_markdown
+from sslcore.evaluate.metrics import lower_is_better
+from sslcore.evaluate.report import (
+    Headline,
+    format_console,
+    headline,
+    reference_label,
+    summarize,
+    to_markdown,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -41,6 +49,12 @@ class Report:
     labeled_counts: dict[float, list[float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase and method
     val_table: pl.DataFrame | None = None  # like table: the primary metric on validation
+    # Methods and metrics of the recipe left out because these data cannot feed them
+    # ("method.rul_regression" -> why), from sslcore.data_fit.
+    dropped: dict[str, str] = field(default_factory=dict)
+    # The config's metrics where lower is better (Metric.higher_is_better False): how to read
+    # and sort the table's means.
+    lower_is_better: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
         return format_console(self.table, self.config.evaluation.primary_metric)
@@ -80,7 +94,7 @@ def resolve_config(vertical_or_config: Any, registries: Any, *, quick: bool = Fa
         recipe.default_config
     merged = deep_merge(deep_merge(base, raw), overrides or {})
     cfg = validate_config(merged, source)
-    check_components(cfg, registries, ALL_METRICS)
+    check_components(cfg, registries)
     return cfg
 
 
@@ -110,6 +124,7 @@ def pretrain_key(cfg: ExperimentConfig, content_hash: str) -> str:
     parts = {k: cfg.model_dump()[k] for k in ("backbone", "pretext", "augmentations", "pretrain")}
     parts["pretrain"] = {k: v for k, v in parts["pretrain"].items()
                          if k not in ("checkpoint_every", "log_every")}
+    parts["budget"] = cfg.budget  # the preset scales the planned steps, so the LR schedule
     blob = json.dumps(parts, sort_keys=True) + content_hash
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -118,40 +133,70 @@ def checkpoint_dir(cfg: ExperimentConfig, content_hash: str) -> Path:
     return Path(cfg.output_dir) / cfg.vertical / pretrain_key(cfg, content_hash) / "checkpoints"
 
 
-def _best_method(val_table: pl.DataFrame, metric: str) -> tuple[str, str]:
+def _best_method(val_table: pl.DataFrame, metric: str,
+                 lower: Collection[str] = frozenset()) -> tuple[str, str]:
     """The (arm, method) with the best mean validation score (``val_table``: the
-    :func:`summarize` of validation scores) at the largest label fraction."""
+    :func:`summarize` of validation scores) at the largest label fraction; ``lower``: the
+    metrics where lower is better."""
     top = val_table.filter(pl.col("label_fraction") == val_table["label_fraction"].max())
     if top.is_empty():
         raise DataError("no validation split to choose the model to log: raise "
                         "evaluation.val_fraction or add labeled rows")
-    best = top.sort("mean", descending=metric not in LOWER_IS_BETTER, maintain_order=True)
+    best = top.sort("mean", descending=metric not in lower, maintain_order=True)
     return str(best["arm"][0]), str(best["method"][0])
 
 
-def _vertical_artifacts(cfg: ExperimentConfig, registries: Any, ctx: ArtifactContext) -> None:
+def _vertical_artifacts(cfg: ExperimentConfig, registries: Any, ctx: ArtifactContext,
+                        run_id: str) -> None:
     """The vertical's own figures; a failure there is reported, not fatal to a finished sweep."""
+    from sslcore import tracking
+
     recipe = registries.verticals.get(cfg.vertical).build()
     if recipe.artifacts is None:
         return
     try:
         recipe.artifacts(ctx)
     except Exception as exc:  # noqa: BLE001 - the results are already computed and logged
-        import mlflow
-
         logger.warning("vertical %s: artifacts failed: %s", cfg.vertical, exc)
-        mlflow.set_tag("sslcore.artifacts_error", f"{type(exc).__name__}: {exc}"[:500])
+        tracking.set_tags(run_id, {"sslcore.artifacts_error": f"{type(exc).__name__}: {exc}"[:500]})
+
+
+def _record_geometry(encoder: Any, out: Path, run_id: str) -> None:
+    """How the data went through the encoder (image size, patches, upsampling), for backbones
+    that decide it from the data: ``sslcore.geometry.*`` tags and ``geometry.json``."""
+    from sslcore import tracking
+
+    geometry = getattr(encoder, "geometry", None)
+    if geometry is None:
+        return
+    tags = geometry.as_tags()
+    tracking.set_tags(run_id, tags)
+    (out / "geometry.json").write_text(json.dumps(tags, indent=2) + "\n")
+
+
+def _dropped_markdown(dropped: dict[str, str]) -> str:
+    if not dropped:
+        return ""
+    lines = ["", "## Left out for these data", "",
+             "The recipe's methods and metrics below need what these data do not carry:", ""]
+    lines += [f"- {key.replace('.', ' ', 1)}: {why}" for key, why in sorted(dropped.items())]
+    return "\n".join(lines) + "\n"
 
 
 def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                    resume: bool = False, progress: bool = True) -> Report:
     from sslcore import tracking
+    from sslcore.data_fit import fit_config_to_data
     from sslcore.distributed import pick_device
     from sslcore.evaluate.plots import confusion_matrix_plot, label_efficiency_plot
     from sslcore.serving import log_best_model
     from sslcore.sweep import run_sweep
-    from sslcore.train.build import build_pretraining, run_pretraining
+    from sslcore.pretraining import run_pretraining
+    from sslcore.train.build import build_pretraining
 
+    cfg, data = fit_config_to_data(cfg, registries, data)  # drop what the data cannot feed
+    dropped = {k.removeprefix("dropped."): v for k, v in data.notes.items()
+               if k.startswith("dropped.")}
     check_sampling(cfg, data)
     device = pick_device()
     card = data.card()
@@ -189,23 +234,27 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
         mlflow_metrics = {f"seconds.{k}": v for k, v in timings.items()}
         table = summarize(sweep.results)
         val_table = summarize(sweep.val_results)
-        hl = headline(table, ev.primary_metric, val_table)
-        best = _best_method(val_table, ev.primary_metric)
-        import mlflow
-
-        mlflow.log_metrics(mlflow_metrics)
-        mlflow.set_tags({"sslcore.best_method": f"{best[0]}/{best[1]}",
-                         "sslcore.child_runs": str(sweep.child_runs)})
+        reference = reference_label(cfg.baselines)
+        lower = frozenset(lower_is_better(registries.metrics, ev.metrics))
+        hl = headline(table, ev.primary_metric, val_table, reference=reference,
+                      lower_is_better=lower)
+        best = _best_method(val_table, ev.primary_metric, lower)
         if hl.labels_to_match_full_baseline is not None:
-            mlflow.log_metric("labels_to_match_full_baseline", hl.labels_to_match_full_baseline)
+            mlflow_metrics["labels_to_match_full_baseline"] = hl.labels_to_match_full_baseline
+        tracking.log_metrics(parent_id, mlflow_metrics)
+        tracking.set_tags(parent_id, {"sslcore.best_method": f"{best[0]}/{best[1]}",
+                                      "sslcore.child_runs": str(sweep.child_runs)})
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             table.write_csv(out / "comparison.csv")
             sweep.results.write_csv(out / "results_per_seed.csv")
             title = f"{cfg.vertical}: SSL vs baselines ({len(ev.seeds)} seeds)"
             (out / "comparison.md").write_text(
-                to_markdown(table, ev.primary_metric, sweep.labeled_counts, title, val_table))
-            label_efficiency_plot(table, ev.primary_metric, out / "label_efficiency.png", title)
+                to_markdown(table, ev.primary_metric, sweep.labeled_counts, title, val_table,
+                            reference=reference, lower_is_better=lower)
+                + _dropped_markdown(dropped))
+            label_efficiency_plot(table, ev.primary_metric, out / "label_efficiency.png", title,
+                                  lower_is_better=lower)
             best_model = sweep.fitted_at_top[best]
             if data.num_classes > 2:
                 top = max(ev.label_fractions)
@@ -215,11 +264,12 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                     out / "confusion_matrix.png",
                     f"{best[0]}/{best[1]} at {top:g} labels, seed {ev.seeds[0]} (test set)")
             _vertical_artifacts(cfg, registries, ArtifactContext(
-                cfg, data, sweep.fitted_at_top, encoder, device, out))
-            mlflow.log_artifacts(str(out))
+                cfg, data, sweep.fitted_at_top, encoder, device, out), parent_id)
+            _record_geometry(encoder, out, parent_id)
+            tracking.log_artifacts(parent_id, out)
         model_uri = log_best_model(best_model, data.labeled_x[:5],
                                    data.feature_names, data.class_names)
-        mlflow.set_tag("sslcore.model_uri", model_uri)
+        tracking.set_tags(parent_id, {"sslcore.model_uri": model_uri})
     return Report(table, sweep.results, parent_id, exp_id, tracking.resolve_uri(cfg.tracking.uri),
                   cfg, hl, f"{best[0]}/{best[1]}", model_uri, sweep.labeled_counts, timings,
-                  val_table)
+                  val_table, dropped, lower)

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from sslcore.contracts import Augmentation, Backbone, Method, PretextTask, VerticalRecipe
+    from sslcore.contracts import (
+        Augmentation,
+        Backbone,
+        Method,
+        Metric,
+        PretextTask,
+        VerticalRecipe,
+    )
     from sslcore.data.ssl_data import SSLData
     from sslcore.registry import Registry
 
@@ -110,6 +117,27 @@ def sslcore_register_baselines(registry: Registry[Method]) -> None:
         @hookimpl
         def sslcore_register_baselines(registry):
             registry.add("hist_gbm", HistGBM, params=HistGBMParams)
+    """
+
+
+@hookspec
+def sslcore_register_metrics(registry: Registry[Metric]) -> None:
+    """Register test-set metrics that ``evaluation.metrics`` may name.
+
+    A factory ``factory(params)`` returns a :class:`Metric`: the function
+    ``fn(y_true, scores[, threshold][, meta]) -> float`` and what it needs (``higher_is_better``,
+    ``needs_threshold``, ``needs_meta``, ``binary_only``, an optional ``by_group`` breakdown
+    logged as ``<name>.<group>``); ``Metric`` comes from :mod:`sslcore.sdk`. Metrics take no
+    params (``evaluation.metrics`` lists names only): the factory is
+    ``lambda params: Metric(...)``, one ``registry.add`` per metric (in a loop, bind the
+    function through a helper, not the loop variable), and the entry's ``description`` says
+    what the metric measures. Runs on every rank; the sweep computes metrics on rank 0.
+
+    Example::
+
+        @hookimpl
+        def sslcore_register_metrics(registry):
+            registry.add("lead_time", lambda params: Metric(lead_time, needs_meta=("rul",)))
     """
 
 

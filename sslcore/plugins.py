@@ -27,7 +27,7 @@ from sslcore.registry import Registry
 
 ENTRY_POINT_GROUP = "sslcore"
 KINDS = ("datasets", "augmentations", "pretext_tasks", "backbones", "heads", "baselines",
-         "verticals")
+         "metrics", "verticals")
 
 
 @dataclass

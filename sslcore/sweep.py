@@ -15,7 +15,7 @@ from sslcore.config import ComponentRef, ExperimentConfig
 from sslcore.contracts import Backbone, FitContext, Method
 from sslcore.data.sampling import LabeledSubset, labeled_subsets
 from sslcore.data.ssl_data import SSLData
-from sslcore.evaluate.metrics import THRESHOLD_METRICS, compute, youden_threshold
+from sslcore.evaluate.metrics import compute, youden_threshold
 from sslcore.evaluate.report import RESULT_SCHEMA
 
 
@@ -68,7 +68,8 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
     n_child = 0
     encoder.eval()
     total = len(ev.seeds) * len(ev.label_fractions) * len(methods)
-    needs_threshold = any(m in THRESHOLD_METRICS for m in ev.metrics)
+    metrics = registries.metrics
+    needs_threshold = any(metrics.get(m).build().needs_threshold for m in ev.metrics)
     bar = tqdm(total=total, desc="few-label sweep", unit="fit", disable=not progress)
     for seed in ev.seeds:
         subsets = labeled_subsets(data, ev, ev.label_fractions, seed)
@@ -100,15 +101,15 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                 threshold = (youden_threshold(ctx.y_val, val_pred)
                              if needs_threshold and val_pred is not None else
                              0.5 if needs_threshold else None)
-                test_metrics = compute(ev.metrics, data.test_y, scores, threshold=threshold,
-                                       meta=data.test_meta)
+                test_metrics = compute(ev.metrics, data.test_y, scores, metrics=metrics,
+                                       threshold=threshold, meta=data.test_meta)
                 rows += [{"label_fraction": subset.fraction, "seed": seed, "arm": arm,
                           "method": ref.label, "metric": m, "value": v}
                          for m, v in test_metrics.items()]
                 val: dict[str, float] = {}
                 if val_pred is not None:
-                    val = compute([ev.primary_metric], ctx.y_val, val_pred, threshold=threshold,
-                                  meta=ctx.meta_val)
+                    val = compute([ev.primary_metric], ctx.y_val, val_pred, metrics=metrics,
+                                  threshold=threshold, meta=ctx.meta_val)
                     val_rows.append({"label_fraction": subset.fraction, "seed": seed,
                                      "arm": arm, "method": ref.label,
                                      "metric": ev.primary_metric,
@@ -118,7 +119,10 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                 if log_child is not None:
                     log_child(arm=arm, method=ref.label, component=ref.name,
                               fraction=subset.fraction, seed=seed, per_class=per_class,
-                              metrics={f"test_{k}": v for k, v in test_metrics.items()}
+                              # A method's own fit_info (e.g. fit_steps, best_step) first:
+                              # the sweep's metrics win a clash.
+                              metrics=dict(getattr(method, "fit_info", None) or {})
+                              | {f"test_{k}": v for k, v in test_metrics.items()}
                               | {f"val_{k}": v for k, v in val.items()}
                               | {"fit_seconds": fit_s})
                     n_child += 1

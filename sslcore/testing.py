@@ -5,7 +5,8 @@ with finite gradients, determinism under a fixed seed/generator, a params round-
 (``model_dump`` -> ``model_validate``, unknown keys rejected) and pickling (in the spirit of
 timm's ``tests/test_models.py``, which runs every registered model). Methods are fitted on a
 tiny synthetic labeled set (both classes) and must return finite scores of the right shape,
-leave ``ctx.encoder`` untouched, and, when label-free, ignore the labels.
+leave ``ctx.encoder`` untouched, and, when label-free, ignore the labels. Metrics must give a
+real number on tiny scores, the same twice.
 
 A plugin's test file needs one test::
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import numbers
 import pickle
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -36,11 +38,12 @@ from pydantic import BaseModel, ValidationError
 from torch import nn
 
 from sslcore.config import FinetuneConfig
-from sslcore.contracts import Backbone, FitContext, Method, PretextTask, VerticalRecipe
+from sslcore.contracts import Backbone, FitContext, Method, Metric, PretextTask, VerticalRecipe
 from sslcore.errors import ConfigError, SSLCoreError
 from sslcore.registry import Entry
 
-TINY_BUDGET = FinetuneConfig(epochs=2, batch_size=16, lr=1e-3, weight_decay=1e-4, patience=1)
+TINY_BUDGET = FinetuneConfig(epochs=2, min_steps=20, batch_size=16, lr=1e-3, weight_decay=1e-4,
+                             patience=1)
 METHOD_KINDS = ("heads", "baselines")
 
 
@@ -250,12 +253,13 @@ def check_method(entry: Entry[Any], *, backbone_entry: Entry[Any] | None,
         f"{entry.name}: a method has fit, predict_scores and a bool uses_labels"
     _roundtrip(method)
     ctx = context()
-    if not method.uses_labels and num_classes != 2:
+    binary_only = not method.uses_labels or getattr(method, "binary_only", False)
+    if binary_only and num_classes != 2:
         try:
             method.fit(ctx)
         except SSLCoreError:
             return  # label-free scores fit binary tasks only, and say so
-        raise AssertionError(f"{entry.name}: label-free method accepted a "
+        raise AssertionError(f"{entry.name}: a binary-only or label-free method accepted a "
                              f"{num_classes}-class task without an SSLCoreError")
     enc_state = copy.deepcopy(ctx.encoder.state_dict()) if ctx.encoder is not None else None
     enc_mode = ctx.encoder.training if ctx.encoder is not None else None
@@ -292,10 +296,36 @@ def check_dataset(entry: Entry[Any], params: dict[str, Any] | None = None) -> No
     assert a.card().content_hash == b.card().content_hash, f"{entry.name}: not seeded"
 
 
+def check_metric(entry: Entry[Any]) -> None:
+    """Builds a :class:`Metric` that, on tiny scores, gives a real number, the same twice:
+    binary scores (N,) and, unless ``binary_only``, class probabilities (N, 3). A metric that
+    reads ``test_meta`` (``needs_meta``) is only built here: its plugin tests it on hand-built
+    metadata."""
+    from sslcore.evaluate.metrics import compute_one
+
+    check_params(entry)
+    metric = entry.build(None)
+    assert isinstance(metric, Metric), f"{entry.name}: the factory must return a Metric"
+    if metric.needs_meta:
+        return
+    for num_classes in (2,) if metric.binary_only else (2, 3):
+        rng = np.random.default_rng(0)
+        y = rng.permutation(np.concatenate([np.repeat(np.arange(num_classes), 4),
+                                            rng.integers(0, num_classes, 24)]))
+        proba = rng.dirichlet(np.ones(num_classes), len(y))
+        scores = proba[:, 1] if num_classes == 2 else proba
+        first = compute_one(entry.name, metric, y, scores, threshold=0.5)
+        again = compute_one(entry.name, metric, y, scores.copy(), threshold=0.5)
+        assert entry.name in first, f"{entry.name}: no value under its own name"
+        for key, value in first.items():
+            assert isinstance(value, numbers.Real) and not isinstance(value, bool), \
+                f"{key}: a metric returns a float, got {type(value).__name__}"
+        np.testing.assert_equal(again, first, err_msg=f"{entry.name}: not deterministic")
+
+
 def check_vertical(entry: Entry[Any], registries: Any) -> None:
     """The recipe (and its ``--quick`` variant) validates and names registered components."""
     from sslcore.config import check_components, deep_merge, validate_config
-    from sslcore.evaluate.metrics import ALL_METRICS
 
     check_params(entry)
     recipe = entry.build(None)
@@ -303,8 +333,7 @@ def check_vertical(entry: Entry[Any], registries: Any) -> None:
     assert recipe.modality in ("table", "image", "timeseries"), f"{entry.name}: modality"
     raw = {"vertical": entry.name, **recipe.default_config}
     for cfg in (raw, deep_merge(raw, recipe.quick_overrides)):
-        check_components(validate_config(cfg, source=f"vertical {entry.name}"), registries,
-                         ALL_METRICS)
+        check_components(validate_config(cfg, source=f"vertical {entry.name}"), registries)
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -380,6 +409,8 @@ def run_case(case: ContractCase) -> None:
         check_dataset(entry)
     elif case.kind == "verticals":
         check_vertical(entry, reg)
+    elif case.kind == "metrics":
+        check_metric(entry)
     else:
         check_params(entry)
 

@@ -179,3 +179,32 @@ def metrics_logger(run_id: str):  # -> Callable[[dict[str, float], int], None]
                                           for k, v in metrics.items()])
 
     return log
+
+
+def log_metrics(run_id: str, metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Metrics of a run (its latest values, or at ``step``), in one batch."""
+    logger = metrics_logger(run_id)
+    logger(dict(metrics), 0 if step is None else step)
+
+
+def set_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    """Tags of a run; values are cut to MLflow's 5,000-character limit."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, str(value)[:5000])
+
+
+def log_artifact(run_id: str, path: str | os.PathLike[str], artifact_dir: str | None = None) -> None:
+    """One local file as an artifact of a run."""
+    from mlflow import MlflowClient
+
+    MlflowClient().log_artifact(run_id, str(path), artifact_dir)
+
+
+def log_artifacts(run_id: str, directory: str | os.PathLike[str]) -> None:
+    """Every file under a local directory as artifacts of a run (same relative paths)."""
+    from mlflow import MlflowClient
+
+    MlflowClient().log_artifacts(run_id, str(directory))

@@ -1,6 +1,7 @@
 """The core's built-in plugin: generic components, registered through the same hooks as any
 third-party plugin. Component modules are imported here (they need only torch and pydantic at
-import time); scikit-learn and pyod are imported inside the components' functions.
+import time); scikit-learn and pyod are imported inside the components' functions (the
+metrics' too).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from sslcore import hookimpl
 from sslcore.builtins import verticals
 from sslcore.builtins.augmentations import image, tabular
 from sslcore.builtins.backbones import mlp, timm_backbone
-from sslcore.builtins.baselines import hist_gbm, pyod_detectors, scratch
+from sslcore.builtins.baselines import hist_gbm, logreg_raw, pyod_detectors, scratch
 from sslcore.builtins.datasets import parquet_files, synthetic_tabular
 from sslcore.builtins.heads import embedding_anomaly, finetune, gbm_on_embeddings, linear_probe
 from sslcore.builtins.pretext import (
@@ -20,6 +21,8 @@ from sslcore.builtins.pretext import (
     scarf,
     simclr,
 )
+from sslcore.contracts import Metric
+from sslcore.evaluate import metrics
 from sslcore.registry import NoParams, Registry
 
 # Built-ins for N x C x H x W images: their contract tests run on image shapes
@@ -123,7 +126,41 @@ def sslcore_register_baselines(registry: Registry) -> None:
                  description="the same backbone from random weights, same training budget")
     registry.add("hist_gbm", hist_gbm.HistGBM, params=hist_gbm.HistGBMParams,
                  description="histogram gradient boosting on raw features, few-label defaults")
+    registry.add("logreg_raw", logreg_raw.LogRegRaw, params=logreg_raw.LogRegRawParams,
+                 description="the plain reference: class-balanced logistic regression on raw "
+                 "inputs (images and series average-pooled to <= 4,096 features)")
     registry.add("iforest", pyod_detectors.IForestDetector, params=pyod_detectors.IForestParams,
                  description="pyod Isolation Forest on the unlabeled pool (no labels)")
     registry.add("ecod", pyod_detectors.ECODDetector, params=pyod_detectors.ECODParams,
                  description="pyod ECOD on the unlabeled pool (no labels)")
+
+
+@hookimpl
+def sslcore_register_metrics(registry: Registry) -> None:
+    registry.add("auprc", lambda params: Metric(metrics.auprc),
+                 description="area under the precision-recall curve (average precision); "
+                 "macro over classes for a multi-class task")
+    registry.add("auroc", lambda params: Metric(metrics.auroc),
+                 description="area under the ROC curve; one-vs-rest macro for a multi-class task")
+    registry.add("accuracy", lambda params: Metric(metrics.accuracy),
+                 description="share of rows whose top class (or score >= 0.5) is right")
+    registry.add("macro_f1", lambda params: Metric(metrics.macro_f1),
+                 description="F1 averaged over classes, top class (or score >= 0.5) predicted")
+    registry.add("recall_at_1pct_fpr",
+                 lambda params: Metric(metrics.recall_at_fpr, binary_only=True),
+                 description="recall at the best threshold flagging at most 1% of negatives")
+    registry.add("fp_at_80pct_recall",
+                 lambda params: Metric(metrics.false_positives_at_recall,
+                                       higher_is_better=False, binary_only=True),
+                 description="negatives flagged at the first threshold reaching 80% recall "
+                 "(analyst load; lower is better)")
+    registry.add("sensitivity",
+                 lambda params: Metric(metrics.sensitivity, needs_threshold=True,
+                                       binary_only=True),
+                 description="true positive rate at the threshold chosen on validation "
+                 "(Youden's J)")
+    registry.add("specificity",
+                 lambda params: Metric(metrics.specificity, needs_threshold=True,
+                                       binary_only=True),
+                 description="true negative rate at the threshold chosen on validation "
+                 "(Youden's J)")

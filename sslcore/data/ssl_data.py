@@ -99,9 +99,11 @@ class SSLData:
                                 f"got {type(x).__name__} {getattr(x, 'shape', '')}")
             if len(x) == 0:
                 raise DataError(f"{name} features are empty: provide at least one sample")
+            if x.ndim == 4:
+                _check_channels_first(name, tuple(x.shape[1:]))
             if x.shape[1:] != self.unlabeled.shape[1:]:
-                raise DataError(f"{name} features have shape {x.shape[1:]} per sample but "
-                                f"unlabeled has {self.unlabeled.shape[1:]}: all splits must match")
+                raise DataError(_mismatch(name, tuple(x.shape[1:]),
+                                          tuple(self.unlabeled.shape[1:])))
             if not np.issubdtype(x.dtype, np.number):
                 raise DataError(f"{name} features have dtype {x.dtype}; numeric expected")
             _check_finite(name, x, self.feature_names)
@@ -153,6 +155,32 @@ class SSLData:
             content_hash=digest.hexdigest()[:16],
             notes=self.notes,
         )
+
+
+def _check_channels_first(name: str, shape: tuple[int, ...]) -> None:
+    """Images are N x C x H x W; N x H x W x C (PIL, OpenCV, tifffile) would silently become
+    32-channel images 3 px wide, so a square H x W with few channels last is refused."""
+    a, b, c = shape
+    if a == b > 4 * c:
+        raise DataError(f"{name} images have shape {shape} per sample, which looks like "
+                        f"height x width x channels (channels last); sslcore's images are "
+                        f"N x C x H x W: pass x.transpose(0, 3, 1, 2) (shape (N, {c}, {a}, "
+                        f"{b}))")
+
+
+def _mismatch(name: str, shape: tuple[int, ...], reference: tuple[int, ...]) -> str:
+    """Why split ``name``'s per-sample shape differs from the unlabeled pool's, and the fix."""
+    if len(shape) == len(reference) == 3:  # images: channels, or height and width
+        if shape[0] != reference[0]:
+            return (f"{name} images have {shape[0]} channel(s) but unlabeled has "
+                    f"{reference[0]}: every split needs the same bands in the same order (for "
+                    "colour next to greyscale, convert with x.mean(axis=1, keepdims=True))")
+        return (f"{name} images are {shape[1]} x {shape[2]} px but unlabeled are {reference[1]} "
+                f"x {reference[2]}: resize every split to one size, e.g. "
+                f"torch.nn.functional.interpolate(torch.as_tensor(x), size=({reference[1]}, "
+                f"{reference[2]}), mode='bilinear')")
+    return (f"{name} features have shape {shape} per sample but unlabeled has {reference}: "
+            "all splits must match")
 
 
 def _check_finite(name: str, x: np.ndarray, feature_names: list[str] | None) -> None:

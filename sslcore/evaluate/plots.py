@@ -3,15 +3,17 @@ band over seeds) and, for multi-class tasks, the best model's confusion matrix."
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from sslcore.evaluate.metrics import LOWER_IS_BETTER
 
-
-def label_efficiency_plot(table: pl.DataFrame, metric: str, path: Path, title: str) -> Path:
+def label_efficiency_plot(table: pl.DataFrame, metric: str, path: Path, title: str, *,
+                          lower_is_better: Collection[str] = frozenset()) -> Path:
+    """``metric`` against the label fraction per method; the axis says when lower is better
+    (``metric in lower_is_better``)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
@@ -32,7 +34,7 @@ def label_efficiency_plot(table: pl.DataFrame, metric: str, path: Path, title: s
     ax.set_xticks(ticks, [f"{t:.0%}" if t >= 0.01 else f"{t:.1%}" for t in ticks])
     ax.minorticks_off()
     ax.set_xlabel("fraction of labeled pool used (log scale)")
-    ax.set_ylabel(f"test {metric}" + (" (lower is better)" if metric in LOWER_IS_BETTER else ""))
+    ax.set_ylabel(f"test {metric}" + (" (lower is better)" if metric in lower_is_better else ""))
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")

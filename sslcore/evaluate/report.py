@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
-from sslcore.evaluate.metrics import LOWER_IS_BETTER
+# The plain reference every recipe lists in its baseline arm (logistic regression on the raw
+# inputs): the headline says when it beats an arm's chosen method.
+REFERENCE_METHOD = "logreg_raw"
+REFERENCE_TEXT = "the plain logistic regression on raw inputs"
 
 RESULT_SCHEMA = {"label_fraction": pl.Float64, "seed": pl.Int64, "arm": pl.Utf8,
                  "method": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}
@@ -46,60 +51,145 @@ class Headline:
 
     Each arm's "best" method is the one with the best mean *validation* score at that
     fraction (``chosen_on == "validation split"``); the numbers are its test means. Picking the
-    best on the test set instead would favour whichever arm lists more methods."""
+    best on the test set instead would favour whichever arm lists more methods.
+
+    Each row also holds ``reference``: (label, test mean) of the plain reference in the
+    baseline arm (``reference`` names it; None when the sweep has none), and whether it beats
+    each arm's chosen method (``reference_beats_ssl``, ``reference_beats_baseline``: the
+    latter False when the reference *is* the baseline arm's choice)."""
 
     metric: str
     rows: list[dict[str, object]]
     labels_to_match_full_baseline: float | None
     full_baseline: tuple[str, float] | None
     chosen_on: str = "validation split"
+    reference: str | None = None
 
 
-def _pick(summary: pl.DataFrame, arm: str, metric: str, fraction: float) -> str | None:
+def reference_label(baselines: Iterable[Any]) -> str | None:
+    """The report label (alias or name) of the reference among config ``baselines``
+    (ComponentRefs), or None when they do not list it."""
+    return next((ref.label for ref in baselines if ref.name == REFERENCE_METHOD), None)
+
+
+# Validation means closer than this are a tie: a split of a handful of rows often gives
+# several methods a perfect score.
+TIE_TOLERANCE = 1e-9
+
+
+def _pick(summary: pl.DataFrame, arm: str, metric: str, fraction: float,
+          lower: Collection[str]) -> list[str]:
+    """The arm's methods with the best mean on ``summary`` at ``fraction``: one, or all that
+    tie for it."""
     sub = summary.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
-                         & (pl.col("label_fraction") == fraction))
+                         & (pl.col("label_fraction") == fraction) & pl.col("mean").is_not_nan())
     if sub.is_empty():
-        return None
-    sub = sub.sort(["mean", "method"], descending=[metric not in LOWER_IS_BETTER, False])
-    return str(sub["method"][0])
+        return []
+    sub = sub.sort(["mean", "method"], descending=[metric not in lower, False])
+    best = float(sub["mean"][0])
+    return [str(m) for m, v in zip(sub["method"], sub["mean"], strict=True)
+            if abs(float(v) - best) <= TIE_TOLERANCE]
 
 
 def _best(table: pl.DataFrame, choose_by: pl.DataFrame, arm: str, metric: str,
-          fraction: float) -> tuple[str, float] | None:
-    """(method, its test mean) for the arm's method chosen on ``choose_by`` at ``fraction``."""
-    method = _pick(choose_by, arm, metric, fraction)
-    if method is None:
-        return None
+          fraction: float, lower: Collection[str]) -> tuple[str, float] | None:
+    """(method, its test mean) for the arm's method chosen on ``choose_by`` at ``fraction``.
+
+    When several methods tie on validation, none of them is preferred: the arm is represented
+    by their mean test score (what picking one of them at random scores on average), labelled
+    ``tied on validation: a, b, ...``. Breaking the tie by name would report whichever sorts
+    first."""
+    chosen = [m for m in (_test_mean(table, arm, metric, fraction, name)
+                          for name in _pick(choose_by, arm, metric, fraction, lower)) if m]
+    if len(chosen) <= 1:
+        return chosen[0] if chosen else None
+    names = [name for name, _ in chosen]
+    shown = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
+    return f"tied on validation: {shown}", sum(v for _, v in chosen) / len(chosen)
+
+
+def _test_mean(table: pl.DataFrame, arm: str, metric: str, fraction: float,
+               method: str) -> tuple[str, float] | None:
     row = table.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
                        & (pl.col("label_fraction") == fraction) & (pl.col("method") == method))
     return (method, float(row["mean"][0])) if len(row) else None
 
 
-def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = None) -> Headline:
+def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = None,
+             reference: str | None = REFERENCE_METHOD, *,
+             lower_is_better: Collection[str] = frozenset()) -> Headline:
     """Best SSL vs best baseline per fraction, each arm's method chosen on ``val_table`` (the
-    :func:`summarize` of validation scores); without one, on the test table itself (say so)."""
+    :func:`summarize` of validation scores); without one, on the test table itself (say so).
+
+    ``reference`` is the report label of the plain reference in the baseline arm (see
+    :func:`reference_label` for an aliased one); its test score is reported at every fraction.
+    ``lower_is_better`` names the metrics where lower wins (``sslcore.evaluate.metrics.
+    lower_is_better`` of the metric registry).
+    """
     choose_by = table if val_table is None or val_table.is_empty() else val_table
     fractions = sorted(table["label_fraction"].unique().to_list())
-    better = (lambda a, b: a <= b) if metric in LOWER_IS_BETTER else (lambda a, b: a >= b)
+    better = (lambda a, b: a <= b) if metric in lower_is_better else (lambda a, b: a >= b)
+
+    def beats(a: tuple[str, float] | None, b: tuple[str, float] | None) -> bool:
+        return bool(a and b and a[0] != b[0] and better(a[1], b[1]) and a[1] != b[1])
+
     rows = []
     for f in fractions:
-        ssl = _best(table, choose_by, "ssl", metric, f)
-        base = _best(table, choose_by, "baseline", metric, f)
+        ssl = _best(table, choose_by, "ssl", metric, f, lower_is_better)
+        base = _best(table, choose_by, "baseline", metric, f, lower_is_better)
+        ref = _test_mean(table, "baseline", metric, f, reference) if reference else None
         rows.append({"label_fraction": f, "best_ssl": ssl, "best_baseline": base,
-                     "ssl_wins": bool(ssl and base and better(ssl[1], base[1]) and ssl[1] != base[1])})
+                     "ssl_wins": bool(ssl and base and better(ssl[1], base[1])
+                                      and ssl[1] != base[1]),
+                     "reference": ref, "reference_beats_ssl": beats(ref, ssl),
+                     "reference_beats_baseline": beats(ref, base)})
     full = rows[-1]["best_baseline"] if rows else None  # the largest fraction's baseline
     need = next((r["label_fraction"] for r in rows if full and r["best_ssl"]
                  and better(r["best_ssl"][1], full[1])), None)
+    has_ref = any(r["reference"] for r in rows)
     return Headline(metric, rows, need, full,
-                    "test set" if choose_by is table else "validation split")
+                    "test set" if choose_by is table else "validation split",
+                    reference if has_ref else None)
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def reference_sentences(hl: Headline) -> list[str]:
+    """One plain sentence per fraction where the reference beats the SSL arm's chosen method.
+
+    Example: "At 5% labels the plain logistic regression on raw inputs (0.8100) beats the SSL
+    arm's chosen method (linear_probe, 0.6300): the deep arms do not earn their cost here."
+    """
+    out = []
+    for row in hl.rows:
+        if not row["reference_beats_ssl"]:
+            continue
+        ref, ssl, base = row["reference"], row["best_ssl"], row["best_baseline"]
+        text = (f"At {_percent(row['label_fraction'])} labels {REFERENCE_TEXT} ({ref[1]:.4f}) "
+                f"beats the SSL arm's chosen method ({ssl[0]}, {ssl[1]:.4f})")
+        if row["reference_beats_baseline"]:
+            text += (f" and the baseline arm's ({base[0]}, {base[1]:.4f}): neither arm's "
+                     f"chosen method earns its cost here.")
+        elif base and base[0] == ref[0]:  # the baseline arm chose the reference itself
+            text += ": the deep arms do not earn their cost here."
+        else:
+            text += ": SSL does not earn its cost here."
+        out.append(text)
+    return out
 
 
 def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[int]],
-                title: str, val_table: pl.DataFrame | None = None) -> str:
-    """comparison.md: the headline, primary-metric grid, every metric, labeled counts."""
+                title: str, val_table: pl.DataFrame | None = None,
+                reference: str | None = REFERENCE_METHOD, *,
+                lower_is_better: Collection[str] = frozenset()) -> str:
+    """comparison.md: the headline (with the plain reference's score and, where it beats an
+    arm's chosen method, a sentence saying so), primary-metric grid, every metric, labeled
+    counts. ``lower_is_better``: as for :func:`headline`; those metrics' sections say so."""
     fractions = sorted(table["label_fraction"].unique().to_list())
     lines = [f"# {title}", ""]
-    hl = headline(table, primary, val_table)
+    hl = headline(table, primary, val_table, reference, lower_is_better=lower_is_better)
     if hl.full_baseline:
         name, value = hl.full_baseline
         match = (f"{hl.labels_to_match_full_baseline:.0%} of the labels"
@@ -107,16 +197,22 @@ def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[i
         lines += [f"SSL needs **{match}** to match the best baseline trained on "
                   f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f}); "
                   f"each arm's best method chosen on the {hl.chosen_on}.", ""]
-        lines += ["| label fraction | SSL (chosen) | baseline (chosen) | SSL ahead |",
-                  "|---|---|---|---|"]
+        ref_col = f" plain reference ({hl.reference}) |" if hl.reference else ""
+        lines += ["| label fraction | SSL (chosen) | baseline (chosen) | SSL ahead |" + ref_col,
+                  "|---|---|---|---|" + ("---|" if hl.reference else "")]
         for row in hl.rows:
-            ssl, base = row["best_ssl"], row["best_baseline"]
+            ssl, base, ref = row["best_ssl"], row["best_baseline"], row["reference"]
             if ssl and base:
+                cell = (f" {ref[1]:.4f} |" if ref else " |") if hl.reference else ""
                 lines.append(f"| {row['label_fraction']:g} | {ssl[0]} {ssl[1]:.4f} | "
-                             f"{base[0]} {base[1]:.4f} | {'yes' if row['ssl_wins'] else 'no'} |")
+                             f"{base[0]} {base[1]:.4f} | {'yes' if row['ssl_wins'] else 'no'} |"
+                             + cell)
         lines.append("")
+        sentences = reference_sentences(hl)
+        lines += [*sentences, ""] if sentences else []
     for metric in [primary] + sorted(set(table["metric"].to_list()) - {primary}):
-        lines += [f"## {metric}" + (" (lower is better)" if metric in LOWER_IS_BETTER else ""), ""]
+        lines += [f"## {metric}" + (" (lower is better)" if metric in lower_is_better else ""),
+                  ""]
         lines.append("| arm | method | " + " | ".join(f"{f:g}" for f in fractions) + " |")
         lines.append("|---|---|" + "---|" * len(fractions))
         sub = table.filter(pl.col("metric") == metric)

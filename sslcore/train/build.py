@@ -1,11 +1,9 @@
-"""Build the pretraining objects from a config, and run pretraining inside an MLflow child run."""
+"""Build the pretraining objects from a config (``sslcore.pretraining`` runs them and logs)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,43 +68,3 @@ def build_pretraining(cfg: ExperimentConfig, registries: Any, data: SSLData) -> 
         cfg.pretext.params, backbone=make_backbone(), augment=augment,
         input_shape=data.input_shape)
     return Built(task, augment, make_backbone, finetune_augment)
-
-
-def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir: Path, *,
-                    resume: bool, device: torch.device, progress: bool,
-                    log_to_mlflow: bool, reopen_run_id: str | None = None) -> Backbone:
-    """Pretrain on the unlabeled pool (never the test set); return the encoder in eval mode.
-
-    With ``log_to_mlflow`` the rank-0 process logs a nested ``pretrain`` run: loss, learning
-    rate, embedding std and effective rank per step, the final checkpoint and the encoder.
-    ``reopen_run_id`` continues that run instead (a torchrun restart of the same job).
-    """
-    from sslcore import tracking
-    from sslcore.distributed import is_main_process
-    from sslcore.train.pretrain import pretrain_encoder
-
-    main = is_main_process()
-    ctx = (tracking.child_run("pretrain", {"sslcore.kind": "pretrain",
-                                           "sslcore.vertical": cfg.vertical}, reopen_run_id)
-           if log_to_mlflow and main else nullcontext())
-    with ctx as run:
-        if run is not None:
-            tracking.record_run(ckpt_dir, "pretrain", run.info.run_id)
-        on_metrics = tracking.metrics_logger(run.info.run_id) if run is not None else None
-        if run is not None:
-            tracking.log_params(run.info.run_id, tracking.flatten("pretrain", cfg.pretrain.model_dump())
-                                | {"checkpoint_dir": str(ckpt_dir)})
-        result = pretrain_encoder(built.task, data.unlabeled, cfg.pretrain,
-                                  checkpoint_dir=ckpt_dir, resume=resume, device=device,
-                                  on_metrics=on_metrics, progress=progress)
-        if run is not None:
-            import mlflow
-
-            mlflow.log_metrics({"final_loss": result.losses[-1] if result.losses else float("nan"),
-                                "pretrain_seconds": result.wall_time,
-                                "samples_per_second": result.samples_per_second,
-                                "steps": result.steps})
-            if result.final_checkpoint and Path(result.final_checkpoint).exists():
-                mlflow.log_artifact(str(result.final_checkpoint), "checkpoint")
-    encoder = built.task.backbone.to(device).eval()
-    return encoder

@@ -3,10 +3,12 @@
 Data order does not depend on the number of ranks. Epoch ``e`` shuffles all indices with a
 generator seeded by ``(seed, e)``, identical on every rank; global batch ``b`` is
 ``perm[b*B:(b+1)*B]`` with ``B = pretrain.batch_size`` (the GLOBAL batch: nothing is scaled
-automatically, neither the batch nor the learning rate); rank ``r`` takes the ``r``-th
-contiguous slice of it. So two ranks with ``B/2`` rows each see exactly the batches one process
-with ``B`` sees, and for a per-sample-mean loss (DDP averages gradients) follow the same
-trajectory. The last incomplete global batch of each epoch is dropped.
+automatically, neither the batch nor the learning rate, except that a pool smaller than one
+batch trains with the largest batch that fits, see :mod:`sslcore.train.budget`); rank ``r``
+takes the ``r``-th contiguous slice of it. So two ranks with ``B/2`` rows each see exactly the
+batches one process with ``B`` sees, and for a per-sample-mean loss (DDP averages gradients)
+follow the same trajectory. The last incomplete global batch of each epoch is dropped. How
+many optimizer steps run is planned in :mod:`sslcore.train.budget` (epochs, a floor, a cap).
 
 All randomness is a pure function of ``(seed, step, rank)``: ``task.loss`` gets a generator
 seeded from it, and the global RNG (dropout, ...) is reseeded from it inside a forked RNG
@@ -45,6 +47,7 @@ from sslcore.contracts import PretextTask
 from sslcore.data.parquet_pool import ParquetPool
 from sslcore.distributed import init_distributed, rank, world_size
 from sslcore.errors import CheckpointError, ConfigError, SSLCoreError
+from sslcore.train.budget import StepPlan, plan_pretrain_steps
 from sslcore.train.checkpoint import LAST, load_checkpoint, save_checkpoint
 from sslcore.train.collapse import CollapseMonitor, embed
 from sslcore.train.sync_batchnorm import sync_batchnorm
@@ -72,6 +75,7 @@ class PretrainResult:
     wall_time: float = 0.0
     samples_per_second: float = 0.0
     resumed_from_step: int | None = None
+    plan: StepPlan | None = None  # the step plan this call followed
 
 
 class _LossModule(nn.Module):
@@ -132,8 +136,17 @@ def _agree(value: int, device: torch.device) -> bool:
     return int(t[0]) == -int(t[1])
 
 
+def _pool_rows(unlabeled: Any, cap: int | None) -> int:
+    """Rows pretraining will see: the pool after ``max_unlabeled`` (Parquet pools ignore it)."""
+    if isinstance(unlabeled, ParquetPool):
+        return unlabeled.n_rows
+    n = len(unlabeled) if getattr(unlabeled, "ndim", 1) else 0
+    return n if cap is None else min(n, cap)
+
+
 def _resume(path: Path, task: PretextTask, opt: torch.optim.Optimizer, sched: Any,
-            cfg: PretrainConfig, n: int, device: torch.device) -> dict[str, Any] | None:
+            cfg: PretrainConfig, n: int, batch: int,
+            device: torch.device) -> dict[str, Any] | None:
     """Load ``path`` into task/optimizer/scheduler on every rank; None when there is none."""
     state = load_checkpoint(path) if path.is_file() else None
     step = -1 if state is None else state.get("step", -2)
@@ -151,6 +164,9 @@ def _resume(path: Path, task: PretextTask, opt: torch.optim.Optimizer, sched: An
                for k in _DATA_ORDER_FIELDS if saved.get(k) != getattr(cfg, k)]
     if state.get("n_samples") != n:
         changed.append(f"unlabeled pool size ({state.get('n_samples')} -> {n})")
+    saved_batch = state.get("global_batch", saved.get("batch_size"))
+    if not changed and saved_batch != batch:  # a shrunk batch that now differs (world size)
+        changed.append(f"global batch shrunk to fit the pool ({saved_batch} -> {batch})")
     if changed:
         raise CheckpointError(f"checkpoint {path} was written with a different data order: "
                               f"{', '.join(changed)}; resume with the same config and data, or "
@@ -213,6 +229,7 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
                      checkpoint_dir: str | Path, resume: bool = False,
                      device: torch.device | None = None,
                      on_metrics: Callable[[dict[str, float], int], None] | None = None,
+                     on_plan: Callable[[StepPlan], None] | None = None,
                      progress: bool = True) -> PretrainResult:
     """Pretrain ``task`` (and so ``task.backbone``) on the unlabeled pool; single process or DDP.
 
@@ -224,6 +241,11 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
     ``on_metrics(metrics, step)`` every ``cfg.log_every`` steps (loss, lr, grad_norm,
     samples_per_second, embedding_std, effective_rank) and warns once if the embeddings collapse.
 
+    The number of optimizer steps is planned by
+    :func:`~sslcore.train.budget.plan_pretrain_steps` (``cfg.steps``, or epochs with the
+    floor and cap of ``cfg.preset``); rank 0 prints the plan to stderr and passes it to
+    ``on_plan`` before the first step.
+
     Args:
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (every rank reads it, so
             multi-node runs need a shared checkpoint directory).
@@ -231,21 +253,26 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
 
     Raises:
         ConfigError: ``cfg.batch_size`` is not divisible by world size x grad_accum_steps.
-        DataError: the pool is empty or smaller than one global batch.
+        DataError: the pool is too small for 2 rows per rank.
         CheckpointError: the checkpoint to resume from is corrupt or from another config.
     """
     world, rk = world_size(), rank()
     _validate(task, cfg, world)  # everything checkable is checked before any work, on all ranks
-    data = prepare_pool(unlabeled, cfg, world, _seed(cfg.seed, _SUBSAMPLE))
+    parquet = unlabeled if isinstance(unlabeled, ParquetPool) else None
+    plan = plan_pretrain_steps(
+        cfg, _pool_rows(unlabeled, cfg.max_unlabeled), world, cfg.preset,
+        steps_per_epoch=None if parquet is None else
+        (lambda b: parquet.steps_per_epoch(world, b // world)))
+    # The pool is checked against the batch actually used (smaller than the config's when the
+    # pool is); the config itself is what the checkpoint stores and resume compares.
+    data = prepare_pool(unlabeled, cfg.model_copy(update={"batch_size": plan.batch_size}),
+                        world, _seed(cfg.seed, _SUBSAMPLE))
     dev = init_distributed(device)  # the backend follows the device: NCCL for CUDA, else gloo
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
-    main, n, big_b = rk == 0, data.shape[0], cfg.batch_size
-    local_b, per_epoch = big_b // world, n // big_b
-    shard = data.shard(rk, world) if isinstance(data, ParquetPool) else None
-    if shard is not None:  # each rank reads its own row groups only
-        per_epoch = data.steps_per_epoch(world, local_b)
-    total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
+    main, n, big_b = rk == 0, data.shape[0], plan.batch_size
+    local_b, per_epoch, total = big_b // world, plan.steps_per_epoch, plan.total
+    shard = data.shard(rk, world) if isinstance(data, ParquetPool) else None  # own row groups
 
     if world > 1:
         sync_batchnorm(task, dev)  # before the optimizer sees the parameters
@@ -266,12 +293,16 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
     ckpt = Path(checkpoint_dir) / LAST
     step = epoch = pos = 0
     losses: list[float] = []
-    state = _resume(ckpt, task, opt, sched, cfg, n, dev) if resume else None
+    state = _resume(ckpt, task, opt, sched, cfg, n, big_b, dev) if resume else None
     if state is not None:
         step, epoch, pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
         losses = [float(x) for x in state["losses"].tolist()]
         monitor.history = [dict(h) for h in state.get("collapse", [])]
     start_step, saved_step = step, (step if state is not None else -1)
+    if main:
+        print(f"pretraining: {plan.summary()}", file=sys.stderr, flush=True)
+        if on_plan is not None:
+            on_plan(plan)
     task.on_train_begin(total)
     module = _LossModule(task)
     model: nn.Module = (DDP(module, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -283,6 +314,7 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
             "format": 1, "model": task.state_dict(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "step": step, "epoch": epoch, "pos": pos, "total_steps": total,
+            "global_batch": big_b,
             "losses": torch.tensor(losses, dtype=torch.float64),
             "collapse": monitor.history, "config": cfg.model_dump(), "n_samples": n,
             "world_size": world})
@@ -338,4 +370,4 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
         steps=step, epochs_completed=epoch, losses=losses, final_checkpoint=ckpt,
         collapse=list(monitor.history), wall_time=wall,
         samples_per_second=(step - start_step) * big_b / wall if wall > 0 else 0.0,
-        resumed_from_step=start_step if state is not None else None)
+        resumed_from_step=start_step if state is not None else None, plan=plan)

@@ -2,17 +2,19 @@
 
 Both arms of a comparison call :func:`train_classifier` with the same
 :class:`~sslcore.config.FinetuneConfig`, so they get the same optimizer, loss, batches,
-augmentations, epochs and early-stopping rule; only the starting weights differ.
+augmentations, step plan and early-stopping rule; only the starting weights differ.
 
 Few-label rules, applied identically to both arms:
 
 - class-balanced cross-entropy (weights ``n / (n_classes * count)``) and stratified batches
   (every batch holds the training set's class mix), so 3 positives among 500 rows still count;
-- an epoch is at least :data:`MIN_STEPS_PER_EPOCH` optimizer steps, so a 20-row subset gets
-  more than a handful of updates (the data is re-shuffled for the extra steps);
-- early stopping on the validation split: AUPRC for binary tasks, accuracy for multi-class,
-  ties broken by the class-balanced validation loss; a validation split holding a single class
-  falls back to that loss alone. The best weights are restored at the end.
+- a budget in optimizer steps (:func:`sslcore.train.budget.plan_finetune_steps`): epochs, but
+  at least ``finetune.min_steps`` (x the preset), so a 20-row subset gets more than a handful
+  of updates (the data is re-shuffled for every pass);
+- early stopping on the validation split, checked every ``eval_every`` steps: AUPRC for
+  binary tasks, accuracy for multi-class, ties broken by the class-balanced validation loss; a
+  validation split holding a single class falls back to that loss alone. It never stops
+  before the floor. The best weights are restored at the end.
 
 Example::
 
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,8 +38,7 @@ from torch import nn
 
 from sslcore.contracts import Augmentation
 from sslcore.errors import DataError
-
-MIN_STEPS_PER_EPOCH = 10
+from sslcore.train.budget import FinetunePlan, plan_finetune_steps
 
 
 class Classifier(nn.Module):
@@ -49,12 +52,19 @@ class Classifier(nn.Module):
         self.backbone = backbone
         self.head = nn.Linear(int(backbone.embed_dim), num_classes)
         self.num_classes = num_classes
-        # Filled by train_classifier: one dict per epoch (train_loss, val_score, val_loss).
+        # Filled by train_classifier: one dict per validation check (step, train_loss,
+        # val_score, val_loss), the optimizer steps run and the step of the kept weights.
         self.history: list[dict[str, float | None]] = []
-        self.best_epoch: int | None = None
+        self.steps = 0
+        self.best_step: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+    @property
+    def fit_info(self) -> dict[str, float]:
+        """What the sweep logs next to ``fit_seconds`` (see :func:`fit_info`)."""
+        return fit_info(self)
 
 
 def prepare_backbone(backbone: nn.Module, unlabeled: np.ndarray) -> nn.Module:
@@ -82,12 +92,16 @@ def stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def epoch_batches(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Stratified batches of near-equal size covering at least MIN_STEPS_PER_EPOCH steps."""
+    """One pass over ``y`` in stratified batches of near-equal size (at most ``batch_size``)."""
     n_chunks = math.ceil(len(y) / min(batch_size, len(y)))
-    batches: list[np.ndarray] = []
-    while len(batches) < max(n_chunks, MIN_STEPS_PER_EPOCH):
-        batches += np.array_split(stratified_order(y, rng), n_chunks)
-    return batches[:max(n_chunks, MIN_STEPS_PER_EPOCH)]
+    return np.array_split(stratified_order(y, rng), n_chunks)
+
+
+def batch_stream(y: np.ndarray, batch_size: int,
+                 rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Stratified batches forever: pass after pass, each re-shuffled."""
+    while True:
+        yield from epoch_batches(y, batch_size, rng)
 
 
 def selection_score(y: np.ndarray, scores: np.ndarray, num_classes: int) -> float | None:
@@ -179,7 +193,7 @@ def train_classifier(backbone: nn.Module, num_classes: int, x_train: np.ndarray,
         num_classes: number of classes (2 for binary tasks).
         x_train, y_train: training rows and int labels.
         x_val, y_val: validation split for early stopping (may be empty).
-        budget: a FinetuneConfig (epochs, batch_size, lr, weight_decay, patience).
+        budget: a FinetuneConfig (its step plan, batch_size, lr, weight_decay, patience).
         seed: seeds initialisation of the head, dropout, batches and augmentations.
         device: where to train.
         augment: batched augmentation applied to every training batch.
@@ -187,7 +201,8 @@ def train_classifier(backbone: nn.Module, num_classes: int, x_train: np.ndarray,
         backbone_lr_scale: backbone learning rate = ``budget.lr * backbone_lr_scale``.
 
     Returns:
-        The :class:`Classifier` with the best validation weights, in eval mode, on ``device``.
+        The :class:`Classifier` with the best validation weights, in eval mode, on ``device``;
+        its ``steps``, ``best_step`` and ``history`` say how training went.
 
     Raises:
         DataError: empty training set, or labels outside ``[0, num_classes)``.
@@ -205,6 +220,74 @@ def train_classifier(backbone: nn.Module, num_classes: int, x_train: np.ndarray,
         model = Classifier(backbone, num_classes).to(device)
         return _fit(model, x_train, y_train, x_val, y_val, budget, seed=seed, device=device,
                     augment=augment, freeze=freeze_backbone, lr_scale=backbone_lr_scale)
+
+
+def finetune_plan(budget: Any, n_train: int) -> FinetunePlan:
+    """The step plan of ``budget`` (a FinetuneConfig, planned with its preset) for
+    ``n_train`` rows: the same for every method trained on the same rows."""
+    return plan_finetune_steps(budget, n_train, getattr(budget, "preset", "standard"))
+
+
+@dataclass
+class StepRecord:
+    """What :func:`train_steps` did: steps run, step of the kept weights, one dict per check."""
+
+    steps: int = 0
+    best_step: int | None = None
+    history: list[dict[str, float | None]] = field(default_factory=list)
+
+
+def fit_info(record: Any) -> dict[str, float]:
+    """``{"fit_steps", "best_step"}`` of a :class:`StepRecord` or :class:`Classifier`: the
+    child-run metrics a method exposes as ``fit_info`` after ``fit``."""
+    info = {"fit_steps": float(record.steps)}
+    if record.best_step is not None:
+        info["best_step"] = float(record.best_step)
+    return info
+
+
+def train_steps(model: nn.Module, plan: FinetunePlan, y: np.ndarray, rng: np.random.Generator,
+                *, step: Callable[[np.ndarray], torch.Tensor],
+                evaluate: Callable[[], tuple[tuple[float, ...] | None, dict[str, Any]]],
+                patience: int, train_mode: Callable[[], None]) -> StepRecord:
+    """Run ``plan``: ``plan.total`` optimizer steps over stratified batches of ``y``.
+
+    ``step(idx)`` trains on the rows ``idx`` and returns the loss; every ``plan.eval_every``
+    steps and at the last one, ``evaluate()`` gives (key, extra): higher keys are better, None
+    means "nothing to select with" (the latest weights are kept). Training stops after
+    ``patience`` checks without a better key, but not before ``plan.stop_after``, or when the
+    loss is not finite. The best weights are loaded back into ``model``.
+    """
+    record = StepRecord()
+    best_key: tuple[float, ...] | None = None
+    best_state = copy.deepcopy(model.state_dict())
+    stale, losses = 0, []
+    batches = batch_stream(y, plan.batch_size, rng)
+    train_mode()
+    for n in range(1, plan.total + 1):
+        losses.append(step(next(batches)).detach())
+        record.steps = n
+        if n % plan.eval_every and n != plan.total:
+            continue
+        train_loss = float(torch.stack(losses).mean())
+        losses = []
+        entry: dict[str, Any] = {"step": n, "train_loss": train_loss,
+                                 "val_score": None, "val_loss": None}
+        record.history.append(entry)
+        if not math.isfinite(train_loss):
+            break  # diverged: keep the best weights seen so far
+        key, extra = evaluate()
+        entry.update(extra)
+        train_mode()
+        if key is None or best_key is None or key > best_key:
+            best_key, best_state, stale = key, copy.deepcopy(model.state_dict()), 0
+            record.best_step = n
+        else:
+            stale += 1
+            if stale >= patience and n >= plan.stop_after:
+                break
+    model.load_state_dict(best_state)
+    return record
 
 
 def _fit(model: Classifier, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
@@ -230,47 +313,35 @@ def _fit(model: Classifier, x_train: np.ndarray, y_train: np.ndarray, x_val: np.
                              device=device)
     yt = torch.as_tensor(y_train)
 
-    best_key: tuple[float, ...] | None = None
-    best_state = copy.deepcopy(model.state_dict())
-    stale = 0
-    model.history, model.best_epoch = [], None
-    for epoch in range(budget.epochs):
+    def train_mode() -> None:
         model.train()
         if freeze:
             model.backbone.eval()
-        losses = []
-        for idx in epoch_batches(y_train, budget.batch_size, rng):
-            xb, yb = xt[idx].to(device), yt[idx].to(device)
-            if augment is not None:
-                xb = augment(xb, gen)
-            loss = F.cross_entropy(forward(xb).float(), yb, weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.detach())
-        train_loss = float(torch.stack(losses).mean())
-        record: dict[str, float | None] = {"epoch": epoch, "train_loss": train_loss,
-                                           "val_score": None, "val_loss": None}
-        model.history.append(record)
-        if not math.isfinite(train_loss):
-            break  # diverged: keep the best weights seen so far
-        if len(y_val) == 0:  # nothing to select with: the last epoch is the best
-            best_state, model.best_epoch = copy.deepcopy(model.state_dict()), epoch
-            continue
+
+    def step(idx: np.ndarray) -> torch.Tensor:
+        xb, yb = xt[idx].to(device), yt[idx].to(device)
+        if augment is not None:
+            xb = augment(xb, gen)
+        loss = F.cross_entropy(forward(xb).float(), yb, weight=weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def evaluate() -> tuple[tuple[float, ...] | None, dict[str, Any]]:
+        if len(y_val) == 0:  # nothing to select with: the latest weights are the best
+            return None, {}
         model.eval()
         probs = _probs(_batched(forward, xv, device, 2048))
         primary = selection_score(y_val, probs, num_classes)
         val_loss = balanced_log_loss(y_val, probs, num_classes)
-        record.update(val_score=primary, val_loss=val_loss)
         key = (-val_loss,) if primary is None else (round(primary, 6), -val_loss)
-        if best_key is None or key > best_key:
-            best_key, best_state, stale = key, copy.deepcopy(model.state_dict()), 0
-            model.best_epoch = epoch
-        else:
-            stale += 1
-            if stale >= budget.patience:
-                break
-    model.load_state_dict(best_state)
+        return key, {"val_score": primary, "val_loss": val_loss}
+
+    plan = finetune_plan(budget, len(y_train))
+    record = train_steps(model, plan, y_train, rng, step=step, evaluate=evaluate,
+                         patience=budget.patience, train_mode=train_mode)
+    model.history, model.steps, model.best_step = record.history, record.steps, record.best_step
     for p in model.backbone.parameters():
         p.requires_grad_(True)
     return model.eval()

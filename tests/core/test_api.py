@@ -13,8 +13,8 @@ CFG = {
     "dataset": {"name": "synthetic_tabular", "params": {"n_rows": 800, "n_features": 6}},
     "heads": [{"name": "linear_probe", "params": {"Cs": [1.0]}}, {"name": "finetune"}],
     "baselines": [],
-    "pretrain": {"epochs": 1, "batch_size": 64},
-    "finetune": {"epochs": 2, "patience": 1},
+    "pretrain": {"epochs": 1, "batch_size": 64, "min_steps": 0},  # floors pinned low
+    "finetune": {"epochs": 2, "patience": 1, "min_steps": 20},
 }
 
 

@@ -85,6 +85,21 @@ class _MisspelledHook:
         pass
 
 
+class _BrokenMetricPlugin:
+    """One metric factory that returns a bare function, one metric that returns a string."""
+
+    __name__ = "sslcore_broken_plugin"
+
+    @hookimpl
+    def sslcore_register_metrics(self, registry):
+        from sslcore.sdk import Metric
+
+        registry.add("bare_function", lambda params: (lambda y, s: 0.0),
+                     module="sslcore_broken_plugin.metrics")
+        registry.add("says_high", lambda params: Metric(lambda y, s: "high"),
+                     module="sslcore_broken_plugin.metrics")
+
+
 def _plugin_registering(name: str, module: str) -> object:
     class Plugin:
         __name__ = module
@@ -108,6 +123,16 @@ def test_wrong_score_shape_fails_the_contract_naming_the_method():
     registries = load_registries(extra_plugins=[_BrokenMethodPlugin()])
     with pytest.raises(AssertionError, match="contract check baselines:one_score-2cls failed"):
         run_contract_tests(registries, "sslcore_broken_plugin")
+
+
+def test_a_broken_metric_fails_the_contract_naming_it():
+    registries = load_registries(extra_plugins=[_BrokenMetricPlugin()])
+    cases = {str(c): c for c in contract_cases("sslcore_broken_plugin", registries)}
+    assert sorted(cases) == ["metrics:bare_function", "metrics:says_high"]
+    with pytest.raises(AssertionError, match="bare_function: the factory must return a Metric"):
+        run_case(cases["metrics:bare_function"])
+    with pytest.raises(AssertionError, match="says_high: a metric returns a float, got str"):
+        run_case(cases["metrics:says_high"])
 
 
 def test_misspelled_hook_argument_is_a_plugin_load_error():

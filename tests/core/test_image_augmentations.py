@@ -9,6 +9,8 @@ import torch
 from pydantic import ValidationError
 
 from sslcore.builtins.augmentations.image import (
+    GaussianBlur,
+    GaussianBlurParams,
     RandomResizedCrop,
     RandomResizedCropParams,
     band_dropout,
@@ -128,8 +130,13 @@ def test_rot90_is_exact_and_uses_every_orientation() -> None:
         assert len(ks) == 1
         seen.add(ks[0])
     assert seen == {0, 1, 2, 3}
-    with pytest.raises(DataError, match="square"):
-        random_rot90(images(h=8, w=12), gen())
+    # Non-square images turn by 0 or 180 degrees only: their shape never changes.
+    wide = images(n=64, h=8, w=12)
+    out = random_rot90(wide, gen())
+    assert out.shape == wide.shape
+    turned = [torch.equal(o, i.flip(-2, -1)) for o, i in zip(out, wide)]
+    kept = [torch.equal(o, i) for o, i in zip(out, wide)]
+    assert all(t or k for t, k in zip(turned, kept)) and any(turned) and any(kept)
 
 
 def test_band_dropout_never_drops_every_band() -> None:
@@ -195,3 +202,18 @@ def test_registered_crop_keeps_the_input_size_by_default() -> None:
         RandomResizedCropParams(scale=(0.8, 0.2))
     with pytest.raises(DataError, match="N x C x H x W"):
         RandomResizedCrop()(torch.zeros(4, 6), gen())
+
+
+def test_registered_blur_sigma_scales_with_the_image_side() -> None:
+    """sigma is quoted for a 64 px image: a point blurred at 32 px spreads half as far."""
+    def spread(side: int, reference: int | None) -> float:
+        point = torch.zeros(1, 1, side, side)
+        point[..., side // 2, side // 2] = 1.0
+        params = GaussianBlurParams(sigma=(1.6, 1.6), reference_side=reference, p=1.0)
+        out = GaussianBlur(params)(point, gen())[0, 0]
+        centre = torch.arange(side, dtype=torch.float32) - side // 2
+        return float((out.sum(dim=0) * centre.square()).sum().sqrt())  # std along x
+
+    assert spread(64, 64) == pytest.approx(1.6, rel=0.01)
+    assert spread(32, 64) == pytest.approx(0.8, rel=0.01)
+    assert spread(32, None) == pytest.approx(1.6, rel=0.01)  # absolute pixels when asked

@@ -34,7 +34,7 @@ def test_compare_on_parquet_files(tmp_path, tracking_uri):
     cfg = {"vertical": "tabular", "dataset": dataset, "output_dir": str(tmp_path / "runs"),
            "heads": [{"name": "linear_probe", "params": {"Cs": [1.0]}}],
            "baselines": [{"name": "hist_gbm", "params": {"max_iter": 20, "max_iter_no_val": 20}}],
-           "pretrain": {"epochs": 1, "batch_size": 64},
+           "pretrain": {"epochs": 1, "batch_size": 64, "min_steps": 0},
            "evaluation": {"label_fractions": [1.0], "seeds": [0]}}
     report = sslcore.compare(cfg, progress=False)
     assert set(report.table["method"]) == {"linear_probe", "hist_gbm"}

@@ -7,12 +7,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict
 
 from sslcore import hookimpl, hookspecs
-from sslcore.errors import DuplicateComponentError
+from sslcore.errors import ConfigError, DuplicateComponentError
 from sslcore.plugins import KINDS, load_registries
+from sslcore.sdk import Metric
 
 HOOKS = sorted(n for n in vars(hookspecs) if n.startswith("sslcore_register_"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +55,10 @@ class DemoPlugin:
     @hookimpl
     def sslcore_register_baselines(self, registry):
         registry.add("demo_baselines", demo_factory, params=DemoParams)
+
+    @hookimpl
+    def sslcore_register_metrics(self, registry):
+        registry.add("demo_metrics", demo_factory, params=DemoParams)
 
     @hookimpl
     def sslcore_register_verticals(self, registry):
@@ -145,3 +151,91 @@ def test_env_switches(monkeypatch):
     monkeypatch.delenv("SSLCORE_DISABLED_PLUGINS")
     monkeypatch.setenv("SSLCORE_LOAD_PLUGINS", "nothing_by_that_name")
     assert [p.name for p in load_registries().plugins] == ["sslcore"]
+
+
+def flagged_share(y, scores):
+    """Share of the rows scored >= 0.5: the alarm load (lower is better)."""
+    return float((np.asarray(scores) >= 0.5).mean())
+
+
+def by_class(metric, y, scores, meta):
+    return {f"class{c}": metric(y[y == c], scores[y == c], meta) for c in (0, 1)}
+
+
+class MetricPlugin:
+    """A third-party plugin that brings its own metric, with a per-class breakdown."""
+
+    @hookimpl
+    def sslcore_register_metrics(self, registry):
+        registry.add("flagged_share", lambda params: Metric(
+            flagged_share, higher_is_better=False, binary_only=True, by_group=by_class),
+            description="share of the test rows scored >= 0.5")
+
+
+TINY_TABULAR = {
+    "vertical": "tabular",
+    "dataset": {"name": "synthetic_tabular", "params": {"n_rows": 600, "n_features": 6}},
+    "pretrain": {"steps": 3}, "finetune": {"steps": 10},
+    "evaluation": {"label_fractions": [1.0], "seeds": [0],
+                   "metrics": ["auprc", "flagged_share"]},
+}
+
+
+@pytest.mark.slow
+def test_a_plugin_metric_is_computed_logged_and_reported(tracking_uri, tmp_path):
+    """sslcore.compare loads installed plugins only, so this runs what compare runs, with the
+    registries of load_registries(extra_plugins=[...])."""
+    import polars as pl
+    from mlflow import MlflowClient
+
+    from sslcore.experiment import load_data, resolve_config, run_experiment
+
+    regs = load_registries(extra_plugins=[MetricPlugin()])
+    assert regs.metrics.get("flagged_share").module == __name__
+    cfg = resolve_config(TINY_TABULAR | {"output_dir": str(tmp_path / "runs")}, regs)
+    report = run_experiment(cfg, regs, load_data(cfg, regs), progress=False)
+
+    methods = {r.label for r in cfg.heads + cfg.baselines}
+    values = report.results.filter(pl.col("metric") == "flagged_share")
+    assert set(values["method"]) == methods
+    assert values["value"].is_between(0.0, 1.0).all()
+    per_class = set(report.results.filter(pl.col("metric").str.starts_with("flagged_share."))
+                    ["metric"])
+    assert per_class == {"flagged_share.class0", "flagged_share.class1"}
+    assert report.lower_is_better == {"flagged_share"}
+    client = MlflowClient(tracking_uri)
+    children = client.search_runs([report.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{report.run_id}' "
+                                  "and tags.`sslcore.kind` = 'downstream'")
+    assert len(children) == len(methods)
+    for run in children:
+        assert {"test_flagged_share", "test_flagged_share.class1"} <= set(run.data.metrics)
+    md = (Path(client.download_artifacts(report.run_id, "comparison.md", str(tmp_path)))
+          .read_text())
+    assert "## flagged_share (lower is better)" in md
+
+
+def test_a_metric_name_registered_twice_names_both_plugins():
+    class Again:
+        @hookimpl
+        def sslcore_register_metrics(self, registry):
+            registry.add("auprc", lambda params: Metric(flagged_share))
+
+    with pytest.raises(DuplicateComponentError,
+                       match=r"metrics 'auprc' is registered twice: by ") as caught:
+        load_registries(extra_plugins=[Again()])
+    assert "sslcore.builtins.plugin" in str(caught.value) and __name__ in str(caught.value)
+
+
+def test_an_unknown_metric_in_a_config_names_the_field():
+    from sslcore.experiment import resolve_config
+
+    regs = load_registries()
+    bad = TINY_TABULAR | {"evaluation": {"metrics": ["auprc", "flaged_share", "aurco"]}}
+    with pytest.raises(ConfigError, match=r"evaluation.metrics\[1\]: unknown metrics "
+                                          r"'flaged_share'\..*Registered: accuracy, auprc"):
+        resolve_config(bad, regs)
+    with pytest.raises(ConfigError, match=r"evaluation.metrics\[2\]: .*Did you mean 'auroc'"):
+        resolve_config(bad | {"evaluation": {"metrics": ["auprc", "auroc", "aurco"]}}, regs)
+    regs = load_registries(extra_plugins=[MetricPlugin()])
+    assert resolve_config(TINY_TABULAR, regs).evaluation.metrics == ["auprc", "flagged_share"]

@@ -183,8 +183,8 @@ def test_max_unlabeled_subsamples_deterministically(tmp_path):
 
 @pytest.mark.parametrize("data, cfg_kw, error, match", [
     (np.zeros((0, 8), np.float32), {}, DataError, "empty"),
-    (W.make_data(20), {}, DataError, "lower pretrain.batch_size to at most 20"),
-    (W.make_data(500), {"max_unlabeled": 10}, DataError, "max_unlabeled=10"),
+    (W.make_data(1), {}, DataError, "has 1 row: pretraining needs at least 2"),
+    (W.make_data(500), {"max_unlabeled": 1}, DataError, "max_unlabeled=1"),
     (W.make_data(), {"batch_size": 30, "grad_accum_steps": 4}, ConfigError, "pretrain.batch_size"),
 ])
 def test_bad_inputs_fail_before_training(tmp_path, data, cfg_kw, error, match):
@@ -192,6 +192,35 @@ def test_bad_inputs_fail_before_training(tmp_path, data, cfg_kw, error, match):
     with pytest.raises(error, match=match):
         _train(tmp_path, _cfg(**cfg_kw), task=task, data=data)
     assert task.seen == [] and not (tmp_path / "ckpt").exists()
+
+
+def test_pool_smaller_than_a_batch_trains_with_a_shrunk_batch(tmp_path, capsys):
+    task = RecordingTask()
+    _, result = _train(tmp_path, _cfg(max_steps=4, batch_size=32), task=task,
+                       data=_indexed_data(20))
+    assert result.steps == 4 and [len(b) for b in task.seen] == [20] * 4
+    assert (result.plan.batch_size, result.plan.shrunk_from) == (20, 32)
+    state = load_checkpoint(result.final_checkpoint)
+    assert state["global_batch"] == 20 and state["config"]["batch_size"] == 32
+    err = capsys.readouterr().err
+    assert "pretraining: 4 optimizer steps (cap: pretrain.max_steps 4 x standard; 1 " \
+           "steps/epoch over 20 rows, batch 20, shrunk from 32 to fit the pool)" in err
+    # The shrunk batch is a function of the pool and config: resuming finds the same one.
+    _, again = _train(tmp_path, _cfg(max_steps=6, batch_size=32), data=_indexed_data(20),
+                      resume=True)
+    assert again.resumed_from_step == 4 and again.steps == 6
+    # 8 micro-batches need a multiple of 8: another batch, another data order.
+    with pytest.raises(CheckpointError, match=r"global batch shrunk to fit the pool \(20 -> 16\)"):
+        _train(tmp_path, _cfg(max_steps=8, batch_size=32, grad_accum_steps=8),
+               data=_indexed_data(20), resume=True)
+
+
+def test_floor_and_exact_steps_plan_the_run(tmp_path):
+    # 256 rows / 32 = 8 steps an epoch: one epoch is raised to the floor, steps= is exact.
+    _, floor = _train(tmp_path / "a", _cfg(epochs=1, max_steps=None, min_steps=20))
+    assert floor.steps == 20 and floor.plan.reason == "floor: pretrain.min_steps 20 x standard"
+    _, exact = _train(tmp_path / "b", _cfg(epochs=1, min_steps=100, max_steps=5, steps=3))
+    assert exact.steps == 3 and exact.plan.reason == "pretrain.steps 3"
 
 
 def test_batch_not_divisible_by_world_size(tmp_path, monkeypatch):

@@ -16,8 +16,9 @@ CONFIG = {
     "heads": [{"name": "linear_probe", "params": {"Cs": [0.1, 1.0]}}],
     "baselines": [{"name": "hist_gbm", "params": {"max_iter": 20, "max_iter_no_val": 20}}],
     # 600 unlabeled rows / a global batch of 64 (32 per rank) = 9 steps
-    "pretrain": {"epochs": 1, "batch_size": 64, "checkpoint_every": 4, "log_every": 2},
-    "finetune": {"epochs": 2, "patience": 1},
+    "pretrain": {"epochs": 1, "batch_size": 64, "checkpoint_every": 4, "log_every": 2,
+                 "min_steps": 0},  # one epoch: no floor
+    "finetune": {"epochs": 2, "patience": 1, "min_steps": 20},
     "evaluation": {"label_fractions": [1.0], "seeds": [0]},
 }
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from sslcore.evaluate.report import RESULT_SCHEMA, headline, summarize, to_markdown
+from sslcore.evaluate.report import (
+    RESULT_SCHEMA,
+    headline,
+    reference_label,
+    reference_sentences,
+    summarize,
+    to_markdown,
+)
 
 
 def _table(values: dict[tuple[str, str], float], fraction: float = 0.1) -> pl.DataFrame:
@@ -58,3 +65,108 @@ def test_a_metric_undefined_in_some_seeds_is_averaged_over_the_others_and_says_s
     assert "| baseline | s | nan ± nan (0 of 3 seeds) |" in md
     one = summarize(pl.DataFrame(rows[3:4], schema=RESULT_SCHEMA))
     assert "nan ± nan (0 of 1 seed) |" in to_markdown(one, "median_lead_time", {}, "t")
+
+
+# ----------------------------------------------------------------------------- plain reference
+
+def _with_reference(ref_test: float, ref_val: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """SSL 'a' and baseline 's' as above, plus the reference with the given scores."""
+    test = _table({("ssl", "a"): 0.70, ("ssl", "b"): 0.80, ("baseline", "s"): 0.75,
+                   ("baseline", "logreg_raw"): ref_test})
+    val = _table({("ssl", "a"): 0.90, ("ssl", "b"): 0.60, ("baseline", "s"): 0.85,
+                  ("baseline", "logreg_raw"): ref_val})
+    return test, val
+
+
+def test_the_reference_score_is_reported_and_silent_when_it_loses():
+    test, val = _with_reference(0.65, 0.80)
+    hl = headline(test, "auroc", val)
+    row = hl.rows[0]
+    assert hl.reference == "logreg_raw" and row["reference"] == ("logreg_raw", 0.65)
+    assert not row["reference_beats_ssl"] and reference_sentences(hl) == []
+    md = to_markdown(test, "auroc", {0.1: [5, 5]}, "t", val)
+    assert "| SSL ahead | plain reference (logreg_raw) |" in md
+    assert "| 0.1 | a 0.7000 | s 0.7500 | no | 0.6500 |" in md
+    assert "earn" not in md
+
+
+def test_a_sentence_says_when_the_reference_beats_both_chosen_methods():
+    test, val = _with_reference(0.81, 0.80)  # not the baseline arm's choice on validation
+    hl = headline(test, "auroc", val)
+    assert hl.rows[0]["best_baseline"] == ("s", 0.75)
+    sentence = ("At 10% labels the plain logistic regression on raw inputs (0.8100) beats the "
+                "SSL arm's chosen method (a, 0.7000) and the baseline arm's (s, 0.7500): "
+                "neither arm's chosen method earns its cost here.")
+    assert reference_sentences(hl) == [sentence]
+    assert sentence in to_markdown(test, "auroc", {0.1: [5, 5]}, "t", val)
+
+
+def test_a_sentence_says_when_the_baseline_arm_chose_the_reference_and_it_beats_ssl():
+    test, val = _with_reference(0.81, 0.88)
+    hl = headline(test, "auroc", val)
+    assert hl.rows[0]["best_baseline"] == ("logreg_raw", 0.81)
+    assert reference_sentences(hl) == [
+        "At 10% labels the plain logistic regression on raw inputs (0.8100) beats the SSL "
+        "arm's chosen method (a, 0.7000): the deep arms do not earn their cost here."]
+
+
+def test_the_reference_found_under_its_alias_and_absent_without_it():
+    from sslcore.config import ComponentRef
+
+    assert reference_label([ComponentRef(name="scratch"),
+                            ComponentRef(name="logreg_raw", alias="plain")]) == "plain"
+    assert reference_label([ComponentRef(name="scratch")]) is None
+    test = _table({("ssl", "a"): 0.70, ("baseline", "plain"): 0.90})
+    assert headline(test, "auroc").reference is None  # not under its default name
+    hl = headline(test, "auroc", reference="plain")
+    assert hl.rows[0]["reference"] == ("plain", 0.90) and len(reference_sentences(hl)) == 1
+    md = to_markdown(TEST, "auroc", {0.1: [5, 5]}, "t", VAL)
+    assert "plain reference" not in md  # no reference in the sweep: the table as before
+
+
+def test_lower_is_better_metrics_turn_the_comparison_around():
+    rows = [{"label_fraction": 0.05, "seed": 0, "arm": arm, "method": method,
+             "metric": "fp_at_80pct_recall", "value": v}
+            for (arm, method), v in {("ssl", "a"): 20.0, ("baseline", "s"): 30.0,
+                                     ("baseline", "logreg_raw"): 10.0}.items()]
+    table = summarize(pl.DataFrame(rows, schema=RESULT_SCHEMA))
+    lower = {"fp_at_80pct_recall"}  # what the metric registry says (Metric.higher_is_better)
+    hl = headline(table, "fp_at_80pct_recall", lower_is_better=lower)
+    assert hl.rows[0]["best_ssl"] == ("a", 20.0) and hl.rows[0]["best_baseline"] == \
+        ("logreg_raw", 10.0)
+    assert reference_sentences(hl)[0].startswith("At 5% labels the plain logistic regression")
+    md = to_markdown(table, "fp_at_80pct_recall", {}, "t", lower_is_better=lower)
+    assert "## fp_at_80pct_recall (lower is better)" in md
+    # Without it, the same table reads as higher-is-better: the caller must pass it.
+    assert headline(table, "fp_at_80pct_recall").rows[0]["best_baseline"] == ("s", 30.0)
+    assert "(lower is better)" not in to_markdown(table, "fp_at_80pct_recall", {}, "t")
+
+
+def test_sslcore_run_prints_the_sentence(monkeypatch, capsys):
+    import types
+
+    import sslcore.api
+    from sslcore.cli import main
+
+    test, val = _with_reference(0.81, 0.88)
+    report = types.SimpleNamespace(headline=headline(test, "auroc", val), run_id="r",
+                                   tracking_uri="u", best_method="baseline/logreg_raw",
+                                   model_uri="m", dropped={})
+    monkeypatch.setattr(sslcore.api, "compare", lambda *a, **k: report)
+    assert main(["run", "tabular", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "(plain reference logreg_raw 0.8100)" in out
+    assert "the deep arms do not earn their cost here." in out
+
+
+def test_a_tie_on_validation_is_reported_as_the_tied_methods_mean_not_by_name():
+    # On a tiny validation split three SSL methods score a perfect 1.0; breaking the tie by
+    # name would report "a_detector", whichever test score it has.
+    test = _table({("ssl", "a_detector"): 0.46, ("ssl", "finetune"): 0.97,
+                   ("ssl", "probe"): 0.91, ("ssl", "weak"): 0.99, ("baseline", "s"): 0.80})
+    val = _table({("ssl", "a_detector"): 1.0, ("ssl", "finetune"): 1.0, ("ssl", "probe"): 1.0,
+                  ("ssl", "weak"): 0.7, ("baseline", "s"): 0.9})
+    name, value = headline(test, "auroc", val).rows[0]["best_ssl"]
+    assert name == "tied on validation: a_detector, finetune, probe"
+    assert abs(value - (0.46 + 0.97 + 0.91) / 3) < 1e-12
+    assert "tied on validation" in to_markdown(test, "auroc", {0.1: [5, 5]}, "t", val)

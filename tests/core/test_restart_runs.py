@@ -12,7 +12,7 @@ from sslcore import tracking
 CONFIG = {
     "vertical": "tabular",
     "dataset": {"name": "synthetic_tabular", "params": {"n_rows": 600, "n_features": 6}},
-    "pretrain": {"epochs": 1, "batch_size": 64, "checkpoint_every": 2},
+    "pretrain": {"epochs": 1, "batch_size": 64, "checkpoint_every": 2, "min_steps": 0},
 }
 
 

@@ -31,7 +31,7 @@ class _Plugin:
                 "heads": [{"name": "linear_probe", "params": {"Cs": [1.0]}}],
                 "baselines": [{"name": "scratch"}],
                 "pretrain": {"epochs": 1, "batch_size": 64},
-                "finetune": {"epochs": 2, "patience": 1},
+                "finetune": {"epochs": 2, "patience": 1, "min_steps": 20},
                 "evaluation": {"label_fractions": [1.0], "seeds": [0],
                                "metrics": ["auroc", "sensitivity", "specificity"],
                                "primary_metric": "auroc"}}),

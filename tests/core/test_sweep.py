@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from sslcore.builtins import plugin as builtins
 from sslcore.config import ExperimentConfig
 from sslcore.data.ssl_data import SSLData
 from sslcore.registry import Registry
@@ -43,7 +44,9 @@ def _registries() -> SimpleNamespace:
     heads.add("probe", _Recorder, module="tests")
     baselines.add("scratch", _Recorder, module="tests")
     baselines.add("detector", lambda p: _Recorder(p, uses_labels=False), module="tests")
-    return SimpleNamespace(heads=heads, baselines=baselines)
+    metrics = Registry("metrics")
+    builtins.sslcore_register_metrics(metrics)
+    return SimpleNamespace(heads=heads, baselines=baselines, metrics=metrics)
 
 
 def _data(n: int = 400, seed: int = 0) -> SSLData:

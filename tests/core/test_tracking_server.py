@@ -62,7 +62,7 @@ def test_experiment_through_team_server(server, tmp_path, monkeypatch):
            "dataset": {"name": "synthetic_tabular", "params": {"n_rows": 800, "n_features": 6}},
            "heads": [{"name": "linear_probe"}],
            "baselines": [{"name": "hist_gbm", "params": {"max_iter": 30, "max_iter_no_val": 30}}],
-           "pretrain": {"epochs": 1, "batch_size": 64},
+           "pretrain": {"epochs": 1, "batch_size": 64, "min_steps": 0},
            "evaluation": {"label_fractions": [1.0], "seeds": [0]}}
     report = sslcore.compare(cfg, tracking_uri=server, progress=False)
     client = MlflowClient(server)

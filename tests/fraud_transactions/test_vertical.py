@@ -59,7 +59,7 @@ def tiny_config(tmp_path: Path, data: dict[str, Any] | None = None, **overrides:
         "baselines": BASELINES,
         "pretrain": {"epochs": 1, "max_steps": 8, "batch_size": 256, "warmup_steps": 0,
                      "checkpoint_every": 4, "log_every": 4},
-        "finetune": {"epochs": 2, "patience": 1, "batch_size": 256},
+        "finetune": {"epochs": 2, "patience": 1, "batch_size": 256, "min_steps": 20},
         "evaluation": {"label_fractions": FRACTIONS, "seeds": SEEDS},
     }
     return cfg | overrides

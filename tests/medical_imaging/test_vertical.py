@@ -24,7 +24,8 @@ from sslcore_medical_imaging.synthetic import generate_radiographs
 VERTICAL = "medical_imaging"
 EXPERIMENT = f"sslcore-{VERTICAL}"
 TEST_METRICS = {"test_auroc", "test_accuracy", "test_sensitivity", "test_specificity"}
-METHODS = {("ssl", "linear_probe"), ("ssl", "finetune"), ("baseline", "scratch")}
+METHODS = {("ssl", "linear_probe"), ("ssl", "finetune"), ("baseline", "scratch"),
+           ("baseline", "logreg_raw")}
 FRACTIONS = [0.5, 1.0]
 
 
@@ -50,7 +51,7 @@ def tiny_config(tmp_path: Path, dataset: dict[str, Any], **overrides: Any) -> di
         "dataset": dataset,
         "pretrain": {"epochs": 1, "max_steps": 3, "batch_size": 16, "warmup_steps": 0,
                      "checkpoint_every": 10, "log_every": 1},
-        "finetune": {"epochs": 1, "batch_size": 16, "patience": 1},
+        "finetune": {"epochs": 1, "batch_size": 16, "patience": 1, "min_steps": 10},
         "heads": [{"name": "linear_probe", "params": {"Cs": [1.0]}}, {"name": "finetune"}],
         "evaluation": {"label_fractions": FRACTIONS, "seeds": [0]},
     }

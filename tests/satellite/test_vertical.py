@@ -43,7 +43,7 @@ def tiny_config(tmp_path: Path, dataset: dict[str, Any] | None = None, **overrid
         "baselines": BASELINES,
         "pretrain": {"epochs": 1, "max_steps": 2, "batch_size": 16, "warmup_steps": 0,
                      "checkpoint_every": 1, "log_every": 1},
-        "finetune": {"epochs": 1, "patience": 1, "batch_size": 16},
+        "finetune": {"epochs": 1, "patience": 1, "batch_size": 16, "min_steps": 10},
         "evaluation": {"label_fractions": FRACTIONS, "seeds": SEEDS},
     }
     return cfg | overrides
@@ -113,13 +113,14 @@ def test_config_typo_exits_2_and_names_the_field(tmp_path, monkeypatch, make_sto
 
 def test_crops_that_do_not_split_into_patches_exit_2_and_name_the_field(tmp_path, monkeypatch,
                                                                           make_store, capsys):
-    # 16 px tiles make 8 px local crops; the recipe's ViT cuts 16 px patches.
+    # 32 px tiles get 8 px patches (patch_size auto); a local crop of 12 px set in pixels
+    # does not split into them.
     monkeypatch.chdir(tmp_path)
-    dataset = {"name": "satellite_synthetic",
-               "params": {"n_unlabeled": 32, "n_labeled": 40, "n_test": 30, "size": 16}}
-    write_config(tmp_path, tiny_config(tmp_path, dataset))
+    pretext = {"name": "dino", "params": {"n_local_crops": 2, "out_dim": 64, "hidden_dim": 32,
+                                          "bottleneck_dim": 16, "local_crop_size": 12}}
+    write_config(tmp_path, tiny_config(tmp_path, pretext=pretext))
     uri = make_store(tmp_path)
     assert main(["run", VERTICAL, "--config", "c.yaml", "--tracking-uri", uri,
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "pretext.params.local_crop_size: 8 px crops" in err and "16 px patches" in err, err
+    assert "pretext.params.local_crop_size: 12 px crops" in err and "8 px patches" in err, err

@@ -309,10 +309,10 @@ def test_contrastive_losses_reward_matching_views():
 def test_backbones_refuse_wrong_shapes():
     with pytest.raises(DataError, match="time series"):
         TCNBackbone(TCNParams(), input_shape=(64,))
-    with pytest.raises(DataError, match="not a multiple of stem_stride"):
-        TCNBackbone(TCNParams(stem_stride=4), input_shape=(5, 30))
-    with pytest.raises(DataError, match="not a multiple of patch_len"):
-        PatchTransformerBackbone(PatchTransformerParams(patch_len=8), input_shape=(5, 30))
+    with pytest.raises(DataError, match="shorter than its minimum of 8 steps"):
+        TCNBackbone(TCNParams(stem_stride=4), input_shape=(5, 7))
+    with pytest.raises(DataError, match="shorter than its minimum of 16 steps"):
+        PatchTransformerBackbone(PatchTransformerParams(patch_len=8), input_shape=(5, 15))
     with pytest.raises(DataError, match=r"fit_normalizer expects windows \(n, 5, length\)"):
         _tcn().fit_normalizer(np.zeros((4, 3, 32)))
 

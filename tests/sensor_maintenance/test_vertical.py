@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mlflow import MlflowClient
-from sslcore.evaluate.event_metrics import EVENT_METRICS
+from sslcore_sensor_maintenance.event_metrics import EVENT_METRICS
 from sslcore_sensor_maintenance.recipe import DEFAULT_CONFIG, QUICK_OVERRIDES
 
 VERTICAL = "sensor_maintenance"
@@ -37,7 +37,7 @@ def tiny_config(tmp_path: Path) -> dict[str, Any]:
         "baselines": refs[n_heads:],
         "pretrain": {"epochs": 1, "max_steps": 3, "batch_size": 64, "warmup_steps": 0,
                      "checkpoint_every": 3, "log_every": 1},
-        "finetune": {"epochs": 1, "patience": 1, "batch_size": 64},
+        "finetune": {"epochs": 1, "patience": 1, "batch_size": 64, "min_steps": 10},
         "evaluation": {"label_fractions": FRACTIONS, "seeds": SEEDS},
     }
 

@@ -21,8 +21,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sslcore.data import SSLData
-from sslcore.errors import DataError
+from sslcore.sdk import DataError, SSLData
 from sslcore_fraud_transactions.features import ROW_INDEX, behavioral_features, feature_columns
 from sslcore_fraud_transactions.loaders import (ColumnMapping, load_numeric_table,
                                                 load_transactions, load_ulb)

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 
 import polars as pl
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 
 FEATURE_PREFIX = "f_"
 ROW_INDEX = "row_index"  # position of the row in the input frame, to join labels back

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 
 SUFFIXES = (".parquet", ".pq", ".csv")
 ULB_FEATURES = [f"V{i}" for i in range(1, 29)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sslcore import hookimpl
+from sslcore.sdk import hookimpl
 
 
 @hookimpl

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sslcore.contracts import VerticalRecipe
+from sslcore.sdk import VerticalRecipe
 
 METRICS = ["auprc", "auroc", "recall_at_1pct_fpr", "fp_at_80pct_recall"]
 
@@ -23,11 +23,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "augmentations": [],
     "heads": [{"name": "embedding_anomaly"}, {"name": "linear_probe"}, {"name": "finetune"},
               {"name": "gbm_on_embeddings"}],
-    "baselines": [{"name": "scratch"}, {"name": "hist_gbm"}, {"name": "iforest"},
-                  {"name": "ecod"}],
+    "baselines": [{"name": "scratch"}, {"name": "hist_gbm"}, {"name": "logreg_raw"},
+                  {"name": "iforest"}, {"name": "ecod"}],
+    # Steps bound the budget, not epochs: at least 1000 so a small table still trains, at most
+    # 6000 (15 epochs over the built-in 180k unlabeled rows are 5,265).
     "pretrain": {"epochs": 15, "batch_size": 512, "lr": 1e-3, "warmup_steps": 50,
-                 "checkpoint_every": 200},
-    "finetune": {"epochs": 30, "batch_size": 256, "lr": 1e-3, "patience": 5},
+                 "checkpoint_every": 200, "min_steps": 1000, "max_steps": 6000},
+    # At least 300 steps for a few hundred labels (30 epochs of 10 steps, as before step
+    # budgets); at most 6000, about 30 epochs over all 48k built-in training rows.
+    "finetune": {"epochs": 30, "batch_size": 256, "lr": 1e-3, "patience": 5,
+                 "min_steps": 300, "max_steps": 6000},
     "evaluation": {"metrics": METRICS, "primary_metric": "auprc"},
 }
 
@@ -36,12 +41,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
 _QUICK_GBM = {"max_iter": 300}
 QUICK_OVERRIDES: dict[str, Any] = {
     "dataset": {"name": "fraud_synthetic", "params": {"n_rows": 100_000, "n_users": 1_000}},
+    # quick: 0.25x floors and caps (pretraining 250-1500 steps: the 5 epochs' 390 stand;
+    # fine-tuning 75-1500).
+    "budget": "quick",
     "pretrain": {"epochs": 5, "max_unlabeled": 40_000},
     "finetune": {"epochs": 15, "patience": 3},
     "heads": [{"name": "embedding_anomaly"}, {"name": "linear_probe"}, {"name": "finetune"},
               {"name": "gbm_on_embeddings", "params": _QUICK_GBM}],
     "baselines": [{"name": "scratch"}, {"name": "hist_gbm", "params": _QUICK_GBM},
-                  {"name": "iforest"}, {"name": "ecod"}],
+                  {"name": "logreg_raw"}, {"name": "iforest"}, {"name": "ecod"}],
 }
 
 

@@ -23,8 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.data import SSLData
-from sslcore.errors import DataError
+from sslcore.sdk import DataError, SSLData
 
 KERMANY_CLASSES = ["NORMAL", "PNEUMONIA"]
 
@@ -151,7 +150,7 @@ def dicom_folders(params: DicomFoldersParams, *, seed: int) -> SSLData:
 
 def _scan_labeled(dirs: list[Path], class_names: list[str] | None,
                   extensions: tuple[str, ...]) -> tuple[list[Path], np.ndarray, list[str]]:
-    from sslcore.data.image_files import scan_class_folders
+    from sslcore.sdk import scan_class_folders
 
     paths: list[Path] = []
     labels: list[np.ndarray] = []
@@ -175,8 +174,7 @@ def _scan_labeled(dirs: list[Path], class_names: list[str] | None,
 def _from_folders(params: Any, labeled_dirs: list[Path], test_dir: Path, *, channels: int,
                   decoder: Callable[[Path], np.ndarray] | None, class_names: list[str] | None,
                   source: str, extensions: tuple[str, ...] | None = None) -> SSLData:
-    from sslcore.data.image_files import (IMAGE_EXTENSIONS, default_cache_dir, load_images,
-                                          scan_images)
+    from sslcore.sdk import default_cache_dir, IMAGE_EXTENSIONS, load_images, scan_images
 
     ext = extensions or IMAGE_EXTENSIONS
     lab_paths, lab_y, names = _scan_labeled(labeled_dirs, class_names, ext)

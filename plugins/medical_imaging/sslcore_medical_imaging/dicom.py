@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 
 ROBUST_PERCENTILES = (0.5, 99.5)
 

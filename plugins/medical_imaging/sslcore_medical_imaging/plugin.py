@@ -7,7 +7,7 @@ radiographs and the recipe (with its Grad-CAM figure).
 
 from __future__ import annotations
 
-from sslcore import hookimpl
+from sslcore.sdk import hookimpl
 
 
 @hookimpl

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sslcore.contracts import VerticalRecipe
+from sslcore.sdk import VerticalRecipe
 
 METRICS = ["auroc", "accuracy", "sensitivity", "specificity"]
 
@@ -35,18 +35,27 @@ AUGMENTATIONS: list[dict[str, Any]] = [
 DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": {"name": "medical_synthetic",
                 "params": {"n_unlabeled": 8000, "n_labeled": 2000, "n_test": 2000, "size": 64}},
+    # Any image size: below 32 px (the ResNet's total stride) images are upsampled to 32 px
+    # inside the backbone (min_input_side: auto), 8 px digits included; crops, shifts and blur
+    # sigmas (quoted at 64 px) follow the image's side.
     "backbone": {"name": "resnet18"},
     "pretext": {"name": "simclr", "params": {"temperature": 0.2}},
     "augmentations": AUGMENTATIONS,
     "heads": [{"name": "linear_probe"}, {"name": "finetune"}],
-    "baselines": [{"name": "scratch"}],
+    "baselines": [{"name": "scratch"}, {"name": "logreg_raw"}],
     # collapse_std_threshold: a ResNet's pooled ReLU features fill a narrow cone, so healthy
     # SimCLR runs here sit near embedding_std 0.01 (effective rank ~14); the rank check
     # still catches a real collapse.
+    # At least 1000 SimCLR steps: 25 epochs of ~1,200 images are 100 steps and learn nothing,
+    # a few hundred epochs converged; the built-in 8000 images give 775, so the floor binds.
+    # At most 4000 (about 25 epochs of 40k images).
     "pretrain": {"epochs": 25, "batch_size": 256, "lr": 2e-3, "weight_decay": 1e-4,
-                 "warmup_steps": 50, "checkpoint_every": 200, "collapse_std_threshold": 0.003},
+                 "warmup_steps": 50, "checkpoint_every": 200, "collapse_std_threshold": 0.003,
+                 "min_steps": 1000, "max_steps": 4000},
+    # At least 300 steps for a few dozen labels (30 epochs of 10 steps, as before step
+    # budgets); at most 3000, above the 750 all 1,600 built-in training images give.
     "finetune": {"epochs": 30, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
-                 "patience": 6},
+                 "patience": 6, "min_steps": 300, "max_steps": 3000},
     "evaluation": {"label_fractions": [0.01, 0.05, 0.1, 1.0], "seeds": [0, 1, 2],
                    "metrics": METRICS, "primary_metric": "auroc"},
 }
@@ -58,7 +67,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
 QUICK_OVERRIDES: dict[str, Any] = {
     "dataset": {"name": "medical_synthetic",
                 "params": {"n_unlabeled": 3000, "n_labeled": 1000, "n_test": 1000}},
-    "pretrain": {"epochs": 6, "batch_size": 128, "warmup_steps": 20, "checkpoint_every": 100},
+    "budget": "quick",  # 0.25x floors and caps
+    # Floor 500 x 0.25 = 125 stays under the 138 steps the 6 epochs give: the demo's time.
+    "pretrain": {"epochs": 6, "batch_size": 128, "warmup_steps": 20, "checkpoint_every": 100,
+                 "min_steps": 500},
     "finetune": {"epochs": 12, "patience": 4},
     "evaluation": {"label_fractions": [0.01, 0.05, 0.1], "seeds": [0]},
 }

@@ -12,7 +12,10 @@ the deepest whose map is at least ``min_cells`` wide (4 x 4 here: layer3 at 64 p
 :func:`write_artifacts` is the recipe's artifacts function: ``saliency.png`` shows a few test
 images (fixed, not cherry-picked: the first pneumonia and normal images of the test set) with
 the SSL fine-tuned model's map beside the scratch baseline's and each model's predicted
-probability; ``skipped_files.txt`` lists files a loader skipped, when there are any.
+probability; ``skipped_files.txt`` lists files a loader skipped, when there are any. With more
+than two classes (a user's own labels), the first test image of each class is shown with the
+map of its own class. The parent run is also tagged with the encoder's geometry
+(``sslcore.geometry.*``: image size, and the size a ResNet upsamples small images to).
 """
 
 from __future__ import annotations
@@ -39,17 +42,21 @@ def _stages(backbone: Any) -> list[Any]:
     return out
 
 
-def grad_cam(classifier: Any, x: Any, *, target: int = 1, min_cells: int = 4) -> np.ndarray:
+def grad_cam(classifier: Any, x: Any, *, target: int | np.ndarray = 1,
+             min_cells: int = 4) -> np.ndarray:
     """Class-activation maps ``(N, H, W)`` in [0, 1] for ``target`` on images ``x``.
 
     Args:
         classifier: a :class:`sslcore.train.supervised.Classifier` (``.backbone``, ``.head``).
         x: float tensor ``(N, C, H, W)`` on the classifier's device.
-        target: class whose logit is explained (1 = pneumonia).
+        target: class whose logit is explained (1 = pneumonia), or one class per image.
         min_cells: use the deepest stage whose feature map is at least this wide.
     """
     import torch
     import torch.nn.functional as F
+
+    rows = torch.as_tensor(np.broadcast_to(np.asarray(target), (len(x),)).copy(),
+                           dtype=torch.long, device=x.device)
 
     classifier.eval()
     captured: list[torch.Tensor] = []
@@ -62,7 +69,7 @@ def grad_cam(classifier: Any, x: Any, *, target: int = 1, min_cells: int = 4) ->
             maps = [a for a in captured if isinstance(a, torch.Tensor) and a.ndim == 4]
             wide = [a for a in maps if min(a.shape[-2:]) >= min_cells]
             act = wide[-1] if wide else (maps[-1] if maps else None)
-            score = logits[:, target].sum()
+            score = logits.gather(1, rows[:, None]).sum()
             if act is None:
                 return _gradient_saliency(score, x)
             (grad,) = torch.autograd.grad(score, act)
@@ -79,7 +86,7 @@ def _gradient_saliency(score: Any, x: Any) -> np.ndarray:
     """|d score / d x| (max over channels), blurred with sigma 1.5 px, per image in [0, 1]."""
     import torch
 
-    from sslcore.builtins.augmentations.image_ops import gaussian_blur
+    from sslcore.sdk import gaussian_blur
 
     (grad,) = torch.autograd.grad(score, x)
     sal = grad.abs().amax(dim=1, keepdim=True)
@@ -95,13 +102,20 @@ def _unit(maps: Any) -> np.ndarray:
 
 
 def pick_examples(y: np.ndarray, n_pos: int = N_POSITIVE, n_neg: int = N_NEGATIVE) -> np.ndarray:
-    """The first ``n_pos`` positive and ``n_neg`` negative test rows (no cherry-picking)."""
+    """The first ``n_pos`` positive and ``n_neg`` negative test rows (no cherry-picking); with
+    more than two classes, the first row of each class, up to ``n_pos + n_neg`` classes."""
+    y = np.asarray(y)
+    if y.size and int(y.max()) > 1:
+        firsts = [np.flatnonzero(y == c)[:1] for c in np.unique(y)]
+        return np.concatenate(firsts)[:n_pos + n_neg]
     return np.concatenate([np.flatnonzero(y == 1)[:n_pos], np.flatnonzero(y == 0)[:n_neg]])
 
 
 def saliency_figure(images: np.ndarray, labels: list[str],
-                    panels: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
-    """One row per image: the image, then each model's map overlaid, titled with p(pneumonia).
+                    panels: list[tuple[str, np.ndarray, np.ndarray]], path: Path,
+                    explained: list[str] | None = None) -> None:
+    """One row per image: the image, then each model's map overlaid, titled with the
+    probability of the explained class (``explained``, per image; default pneumonia).
 
     ``panels`` holds (model name, maps (N, H, W), probabilities (N,)).
     """
@@ -119,7 +133,8 @@ def saliency_figure(images: np.ndarray, labels: list[str],
         for j, (name, maps, probs) in enumerate(panels, start=1):
             axes[i, j].imshow(img, cmap="gray")
             axes[i, j].imshow(maps[i], cmap="jet", alpha=0.4, vmin=0, vmax=1)
-            axes[i, j].set_title(f"{name}\np(pneumonia)={probs[i]:.2f}", fontsize=8)
+            what = explained[i] if explained else "pneumonia"
+            axes[i, j].set_title(f"{name}\np({what})={probs[i]:.2f}", fontsize=8)
     for ax in axes.ravel():
         ax.set_axis_off()
     fig.suptitle("Grad-CAM on test images: SSL fine-tuned vs scratch", fontsize=9)
@@ -140,10 +155,11 @@ def _trained_model(fitted: dict[tuple[str, str], Any], arm: str, component: str,
 
 
 def write_artifacts(ctx: Any) -> None:
-    """The recipe's artifacts: ``saliency.png`` and, if files were skipped, skipped_files.txt."""
+    """The recipe's artifacts: ``saliency.png`` and, if files were skipped, skipped_files.txt
+    (the core records the encoder's geometry itself)."""
     import torch
 
-    from sslcore.train.supervised import predict_scores
+    from sslcore.sdk import predict_scores
 
     skipped = getattr(ctx.data, "skipped_files", None) or []
     if skipped:
@@ -155,15 +171,20 @@ def write_artifacts(ctx: Any) -> None:
                           _trained_model(ctx.fitted, "baseline", "scratch", labels)) if m]
     if not models:
         return  # nothing with a network to explain (e.g. only linear probes configured)
-    y = ctx.data.test_y
+    y = np.asarray(ctx.data.test_y)
     rows = pick_examples(y)
     images = ctx.data.test_x[rows]
-    names = ctx.data.class_names or ["0", "1"]
+    names = ctx.data.class_names or [str(c) for c in range(max(int(y.max()) + 1, 2))]
+    # Binary: explain the positive class; more classes: each image's own class.
+    targets = y[rows] if int(y.max()) > 1 else np.ones(len(rows), dtype=np.int64)
     titles = [f"test #{r}: {names[int(y[r])]}" for r in rows]
     panels = []
     for title, model in models:
         device = next(model.parameters()).device
-        maps = grad_cam(model, torch.as_tensor(images, device=device))
-        probs = predict_scores(model, images, device)
-        panels.append((title, maps, np.asarray(probs).reshape(len(rows), -1)[:, -1]))
-    saliency_figure(images, titles, panels, ctx.out_dir / "saliency.png")
+        maps = grad_cam(model, torch.as_tensor(images, device=device), target=targets)
+        scores = np.asarray(predict_scores(model, images, device)).reshape(len(rows), -1)
+        probs = scores[np.arange(len(rows)), targets] if scores.shape[1] > 1 else scores[:, 0]
+        panels.append((title, maps, probs))
+    saliency_figure(images, titles, panels, ctx.out_dir / "saliency.png",
+                    explained=[names[int(t)] for t in targets])
+

@@ -10,9 +10,18 @@ density), then fit gradient-boosted trees. Indices (Sentinel-2 band names):
 - MNDWI = (B03 - B11) / (B03 + B11): water vs built-up (Xu, 2006);
 - NDBI  = (B11 - B08) / (B11 + B08): built-up (Zha et al., 2003).
 
-Indices need to know which band is which: ``band_order="sentinel2"`` (the 13 EuroSAT MS bands,
-the default for 13-band input), ``"rgb"`` (3-band red, green, blue: no infrared indices) or
-``"none"``. The boosting settings and few-label rules are the core ``hist_gbm`` baseline's
+Any number of bands works; indices are computed only where the bands they need exist, which
+``band_order`` says (``auto``, the default, decides from the band count):
+
+- 13 bands (``sentinel2``, the EuroSAT MS layout): every statistic above, the four indices and
+  the edge density of red and NIR;
+- 3 bands (``rgb``: red, green, blue, as EuroSAT RGB and most photographs): per-band
+  statistics, the excess green index (2G - R - B) / (R + G + B) and the first band's edge
+  density; set ``band_order: none`` if your three channels are not RGB;
+- any other count (``none``: 1-channel images, 4-band products): per-band statistics and the
+  first band's edge density only, no index.
+
+The boosting settings and few-label rules are the core ``hist_gbm`` baseline's
 (:func:`sslcore.builtins.baselines.hist_gbm.fit_hist_gbm`).
 
 Example::
@@ -29,10 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from sslcore.builtins.baselines.hist_gbm import HistGBMParams, fit_hist_gbm
-from sslcore.contracts import FitContext
-from sslcore.errors import DataError
-from sslcore.train.supervised import proba_to_scores
+from sslcore.sdk import DataError, fit_hist_gbm, FitContext, HistGBMParams, proba_to_scores
 from sslcore_satellite.bands import BAND, N_BANDS
 
 _PERCENTILES = (10, 50, 90)
@@ -64,7 +70,10 @@ def _distribution(v: np.ndarray) -> list[np.ndarray]:
 
 
 def band_features(x: np.ndarray, band_order: str = "sentinel2") -> np.ndarray:
-    """Feature rows ``(N, F)`` of image tiles ``(N, C, H, W)``.
+    """Feature rows ``(N, F)`` of image tiles ``(N, C, H, W)``, any C and size (8 px and up).
+
+    Per-band statistics always; Sentinel-2 indices only for ``sentinel2`` (13 bands), the
+    excess green index only for ``rgb`` (3 bands); see the module docstring.
 
     Raises:
         DataError: ``x`` is not 4-D, or ``band_order`` does not fit its band count.
@@ -93,7 +102,8 @@ def band_features(x: np.ndarray, band_order: str = "sentinel2") -> np.ndarray:
 
 
 class BandStatsGBM:
-    """Labeled-only gradient boosting on per-band statistics, spectral indices and edge density.
+    """Labeled-only gradient boosting on per-band statistics, spectral indices (13 Sentinel-2
+    bands only; per-band statistics alone for other band counts) and edge density.
 
     Args:
         params: a :class:`BandStatsGBMParams`.

@@ -27,9 +27,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from sslcore.builtins.heads.embedding_anomaly import require_encoder
-from sslcore.contracts import FitContext
-from sslcore.train.supervised import embed
+from sslcore.sdk import embed, FitContext, require_encoder
 from sslcore_satellite.band_stats import band_features
 from sslcore_satellite.band_stats_logreg import BandStatsLogReg, BandStatsLogRegParams
 

@@ -23,9 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.contracts import FitContext
-from sslcore.errors import DataError
-from sslcore.train.supervised import balanced_log_loss, proba_to_scores, selection_score
+from sslcore.sdk import balanced_log_loss, DataError, FitContext, proba_to_scores, selection_score
 from sslcore_satellite.band_stats import band_features, resolve_band_order
 
 
@@ -67,6 +65,10 @@ def fit_logreg_on_val(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarra
 
 class BandStatsLogReg:
     """Standardized band statistics + class-balanced L2 logistic regression.
+
+    Any band count: the Sentinel-2 indices are added only for 13-band tiles (the excess green
+    index for 3-band RGB), else per-band statistics only (``band_order``; see
+    :mod:`~sslcore_satellite.band_stats`).
 
     Args:
         params: a :class:`BandStatsLogRegParams`.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.data.ssl_data import SSLData
+from sslcore.sdk import SSLData
 from sslcore_satellite import loaders
 from sslcore_satellite.bands import BAND_NAMES, EUROSAT_CLASSES
 

@@ -32,13 +32,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from sslcore.builtins.backbones.timm_backbone import vit_patch_size
-from sslcore.builtins.pretext.byol import cosine_momentum
-from sslcore.contracts import Augmentation, Backbone, PretextTask
-from sslcore.errors import ConfigError
+from sslcore.sdk import (
+    Augmentation,
+    Backbone,
+    ConfigError,
+    cosine_momentum,
+    PretextTask,
+    vit_patch_size,
+)
 from sslcore_satellite.dino_head import DINOHead
 from sslcore_satellite.dino_loss import DINOLoss
-from sslcore_satellite.multicrop import MultiCrop, MultiCropParams
+from sslcore_satellite.multicrop import BLUR_REFERENCE_SIDE, MultiCrop, MultiCropParams
 
 
 class DINOParams(MultiCropParams):
@@ -82,7 +86,8 @@ class DINO(PretextTask):
         input_shape: per-sample ``(C, H, W)``.
 
     Raises:
-        ConfigError: ``input_shape`` is not an image shape.
+        ConfigError: ``input_shape`` is not an image shape, or crop sizes set in pixels do not
+            split into the ViT's patches.
     """
 
     def __init__(self, params: DINOParams, *, backbone: Backbone,
@@ -104,12 +109,27 @@ class DINO(PretextTask):
         self.criterion = DINOLoss(params.out_dim, params.student_temp, params.teacher_temp,
                                   params.warmup_teacher_temp, params.warmup_teacher_temp_steps,
                                   params.center_momentum)
-        self.views = MultiCrop(params, input_size=shape[-1])
+        patch = _patch_side(backbone)
+        # Crops follow the tile and split into whole patches (see multicrop's docstring).
+        self.views = MultiCrop(params, input_size=(shape[1], shape[2]), multiple=patch or 1)
         _check_crops_fit_patches(backbone, self.views.global_size, self.views.local_size)
         self.augment = augment
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.total_steps = params.total_steps
         self.train()
+
+    @classmethod
+    def describe_input(cls, params: DINOParams, input_shape: tuple[int, ...]) -> str:
+        """The multi-crop rule on tiles of ``input_shape``, for the data card
+        (``data.input.pretext``, recorded by ``sslcore.data_fit`` before any work)."""
+        side = min(int(d) for d in input_shape[-2:])
+        glob = f"{params.global_crop_size} px" if params.global_crop_size else "the tile's side"
+        loc = (f"{params.local_crop_size} px" if params.local_crop_size else
+               f"{params.local_crop_fraction:g} of the tile's side")
+        lo, hi = (s * side / BLUR_REFERENCE_SIDE for s in params.blur_sigma)
+        return (f"dino multi-crop on {side} px tiles: 2 global crops of {glob} and "
+                f"{params.n_local_crops} local crops of {loc}, multiples of the ViT's patch; "
+                f"blur sigma {lo:.2g}-{hi:.2g} px")
 
     def on_train_begin(self, total_steps: int) -> None:
         if self.params.total_steps is None:
@@ -155,16 +175,24 @@ class DINO(PretextTask):
         self.step += 1
 
 
+def _patch_side(backbone: Backbone) -> int | None:
+    """The patch side of the ViT inside a TimmBackbone; None for other encoders."""
+    model = getattr(backbone, "model", None)
+    patch = vit_patch_size(model) if isinstance(model, nn.Module) else None
+    return None if patch is None else patch[0]  # square patches and crops
+
+
 def _check_crops_fit_patches(backbone: Backbone, global_size: int, local_size: int) -> None:
     """A ViT cuts each crop into patches: a crop side that is not a multiple of the patch side
-    would fail at the first step with a bare shape assertion; say what to change instead."""
-    model = getattr(backbone, "model", None)  # the timm model inside a TimmBackbone
-    patch = vit_patch_size(model) if isinstance(model, nn.Module) else None
-    if patch is None:
+    would fail at the first step with a bare shape assertion; say what to change instead.
+    A ViT that pads its inputs to a multiple of the patch (``patch_size: auto`` on an image
+    it does not divide) takes any side."""
+    side = _patch_side(backbone)
+    embed = getattr(getattr(backbone, "model", None), "patch_embed", None)
+    if side is None or getattr(embed, "dynamic_img_pad", False):
         return
-    side = patch[0]  # square patches and crops
     for name, size in (("global_crop_size", global_size), ("local_crop_size", local_size)):
         if size % side:
             raise ConfigError(f"pretext.params.{name}: {size} px crops do not split into the "
                               f"backbone's {side} px patches; set it to a multiple of {side} "
-                              "or lower backbone.params.patch_size")
+                              "(or leave it unset: crops follow the tile and the patch)")

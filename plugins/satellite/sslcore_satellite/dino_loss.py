@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslcore.distributed import all_reduce_mean_
+from sslcore.sdk import all_reduce_mean_
 
 
 def teacher_temperature(step: int, warmup: float, final: float, warmup_steps: int) -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 from sslcore_satellite.bands import REFLECTANCE_SCALE
 
 GEOTIFF_EXTENSIONS = (".tif", ".tiff")

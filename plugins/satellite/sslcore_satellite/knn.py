@@ -22,10 +22,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from sslcore.builtins.heads.embedding_anomaly import require_encoder
-from sslcore.contracts import FitContext
-from sslcore.errors import DataError
-from sslcore.train.supervised import embed
+from sslcore.sdk import DataError, embed, FitContext, require_encoder
 
 
 class KNNParams(BaseModel):

@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.data.ssl_data import SSLData
-from sslcore.errors import DataError
+from sslcore.sdk import DataError, SSLData
 from sslcore_satellite.bands import N_BANDS, REFLECTANCE_SCALE
 from sslcore_satellite.geotiff import GEOTIFF_EXTENSIONS, GeoTiffDecoder
 
@@ -108,8 +107,7 @@ def load_folders(params: _FolderParams, *, labeled_dir: Path, test_dir: Path | N
         DataError: missing folders, class folders that differ between labeled and test, a bad
             file (unless ``skip_bad_files``), or a test tile inside ``unlabeled_dir``.
     """
-    from sslcore.data.image_files import (default_cache_dir, load_images, scan_class_folders,
-                                          scan_images)
+    from sslcore.sdk import default_cache_dir, load_images, scan_class_folders, scan_images
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0xCA9]))
     paths, y, names = scan_class_folders(labeled_dir, extensions)

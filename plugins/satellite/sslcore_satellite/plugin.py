@@ -6,7 +6,7 @@ import this module, and tifffile, scikit-learn and timm load only when a compone
 
 from __future__ import annotations
 
-from sslcore import hookimpl
+from sslcore.sdk import hookimpl
 
 
 @hookimpl
@@ -49,7 +49,7 @@ def sslcore_register_baselines(registry):  # type: ignore[no-untyped-def]
 
     registry.add("band_stats_gbm", BandStatsGBM, params=BandStatsGBMParams,
                  description="images: gradient boosting on per-band statistics, spectral "
-                 "indices (NDVI, NDWI, MNDWI, NDBI) and edge density")
+                 "indices (NDVI, NDWI, MNDWI, NDBI; 13 Sentinel-2 bands only) and edge density")
     registry.add("band_stats_logreg", BandStatsLogReg, params=BandStatsLogRegParams,
                  description="images: logistic regression on the same band statistics "
                  "(strongest classical model at a few labels per class)")

@@ -1,18 +1,19 @@
 """The satellite vertical's default experiment: DINO on unlabeled 13-band tiles.
 
-A four-block ViT-Tiny (16 px patches, 13 input bands, random init) is pretrained with DINO on
-the unlabeled pool; the SSL arm reads its frozen embeddings with a weighted kNN and a linear
-probe, gives them to a logistic regression next to the band statistics, and fine-tunes the
-encoder. The baseline arm trains the same ViT from scratch with the same budget and
-augmentations, and fits gradient boosting and logistic regression on per-band statistics and
-spectral indices. Accuracy is the primary metric (EuroSAT's), macro F1 the second.
+A four-block ViT-Tiny (random init, the data's bands, patches sized to the data: 16 px on 64 px
+tiles, at least 16 tokens on smaller ones) is pretrained with DINO on the unlabeled pool; the
+SSL arm reads its frozen embeddings with a weighted kNN and a linear probe, gives them to a
+logistic regression next to the band statistics, and fine-tunes the encoder. The baseline arm
+trains the same ViT from scratch with the same budget and augmentations, and fits gradient
+boosting and logistic regression on per-band statistics and spectral indices. Accuracy is the
+primary metric (EuroSAT's), macro F1 the second.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sslcore.contracts import VerticalRecipe
+from sslcore.sdk import VerticalRecipe
 
 METRICS = ["accuracy", "macro_f1"]
 
@@ -43,12 +44,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": {"name": "satellite_synthetic",
                 "params": {"n_unlabeled": _FULL["n_unlabeled"], "n_labeled": 2000,
                            "n_test": 2000}},
-    # ViT-Tiny cut to 4 blocks with 16 px patches (16 tokens at 64 px): 60 DINO steps a minute on
-    # one thread, twice the 12-block ViT with the same patches (28) and about five times the
-    # 12-block, 8 px one. The 12-block ViT learnt little in the steps 2 cores allow
-    # (development draw, 576 steps: kNN at 10% 0.47, untrained 0.46).
+    # ViT-Tiny cut to 4 blocks. patch_size auto: the largest of 16/8/4/2 px giving at least 16
+    # tokens, so 16 px at 64 px (60 DINO steps a minute on one thread, twice the 12-block ViT
+    # with the same patches (28) and about five times the 12-block, 8 px one), 8 px at 32 px,
+    # 2 px at 8 px (a fixed 16 px left 32 px tiles 4 tokens). The 12-block ViT learnt little
+    # in the steps 2 cores allow (development draw, 576 steps: kNN at 10% 0.47, untrained
+    # 0.46).
     "backbone": {"name": "timm", "params": {"model_name": "vit_tiny_patch16_224",
-                                            "patch_size": 16, "timm_kwargs": {"depth": 4}}},
+                                            "patch_size": "auto", "timm_kwargs": {"depth": 4}}},
     "pretext": {"name": "dino", "params": _dino(_FULL["n_unlabeled"], _BATCH, _FULL["n_local"])},
     # Label-preserving for overhead imagery; used by fine-tuning and scratch alike, and on top
     # of DINO's own multi-crop views.
@@ -57,10 +60,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "heads": [{"name": "knn"}, {"name": "linear_probe"}, {"name": "band_stats_embedding_logreg"},
               {"name": "finetune"}],
     "baselines": [{"name": "scratch"}, {"name": "band_stats_gbm"},
-                  {"name": "band_stats_logreg"}],
+                  {"name": "band_stats_logreg"}, {"name": "logreg_raw"}],
+    # At least 1000 DINO steps so a small pool still trains (the built-in pool gives 1,728); at
+    # most 2000, about 35 minutes on 2 CPU cores (raise it, or use budget: thorough, on a GPU).
     "pretrain": {"epochs": _FULL["epochs"], "batch_size": _BATCH, "lr": 1e-3,
-                 "weight_decay": 0.04, "warmup_steps": 30, "checkpoint_every": 100},
-    "finetune": {"epochs": 20, "batch_size": 64, "lr": 3e-4, "patience": 5},
+                 "weight_decay": 0.04, "warmup_steps": 30, "checkpoint_every": 100,
+                 "min_steps": 1000, "max_steps": 2000},
+    # At least 200 steps (20 epochs of 10 steps, as before step budgets: the few-label
+    # fractions here have at most 160 training tiles); at most 2000 ViT steps.
+    "finetune": {"epochs": 20, "batch_size": 64, "lr": 3e-4, "patience": 5,
+                 "min_steps": 200, "max_steps": 2000},
     "evaluation": {"metrics": METRICS, "primary_metric": "accuracy",
                    "label_fractions": [0.01, 0.05, 0.1], "seeds": [0, 1, 2]},
 }
@@ -72,7 +81,9 @@ QUICK_OVERRIDES: dict[str, Any] = {
                 "params": {"n_unlabeled": _QUICK["n_unlabeled"], "n_labeled": 1000,
                            "n_test": 500}},
     "pretext": {"name": "dino", "params": _dino(_QUICK["n_unlabeled"], _BATCH, _QUICK["n_local"])},
-    "pretrain": {"epochs": _QUICK["epochs"], "warmup_steps": 5},
+    "budget": "quick",  # 0.25x floors and caps: fine-tuning 50-500 steps
+    # Floor 400 x 0.25 = 100 stays under the 128 steps the 8 epochs give: the demo's time.
+    "pretrain": {"epochs": _QUICK["epochs"], "warmup_steps": 5, "min_steps": 400},
     "finetune": {"epochs": 6, "batch_size": 32, "patience": 3},
     "evaluation": {"label_fractions": [0.01, 0.05, 0.1], "seeds": [0]},
 }

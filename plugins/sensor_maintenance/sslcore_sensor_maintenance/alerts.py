@@ -4,8 +4,8 @@
 baseline, both fitted on the largest label fraction with the first seed: the recipe's pair
 ``rul_with_residuals`` / ``rul_with_levels_scratch`` (the same method with and without the
 encoder) when the config has them, else the first method of each arm. Alerts follow the event
-metrics (:mod:`sslcore.evaluate.event_metrics`): each method's threshold flags 1% of the
-healthy test windows, and a failure's first alert is its earliest alarming run-up window.
+metrics (:mod:`sslcore_sensor_maintenance.event_metrics`): each method's threshold flags 1% of
+the healthy test windows, and a failure's first alert is its earliest alarming run-up window.
 
 - ``failure_alerts.csv``: one row per test failure with a run-up: machine, failure time,
   failure mode (when the data records it) and each method's lead time of the first alert
@@ -24,12 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from sslcore.evaluate.event_metrics import (
-    alert_threshold,
-    first_alerts,
-    positive_scores,
-    window_phases,
-)
+from sslcore.sdk import positive_scores
+from sslcore_sensor_maintenance.event_metrics import alert_threshold, first_alerts, window_phases
 from sslcore_sensor_maintenance.loaders import hours_to_label
 
 PREFERRED = {"ssl": "rul_with_residuals", "baseline": "rul_with_levels_scratch"}

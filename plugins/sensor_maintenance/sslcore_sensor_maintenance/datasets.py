@@ -20,8 +20,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.data import SSLData
-from sslcore.errors import DataError
+from sslcore.sdk import DataError, SSLData
 from sslcore_sensor_maintenance.grid import MACHINE, MODE, TIME, Duplicates, regularize
 from sslcore_sensor_maintenance.loaders import (
     CMAPSS_SENSORS,

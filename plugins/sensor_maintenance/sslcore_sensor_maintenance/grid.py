@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 
 Duplicates = Literal["mean", "first", "last", "error"]
 MACHINE, TIME = "__machine", "__time"  # canonical column names inside the pipeline

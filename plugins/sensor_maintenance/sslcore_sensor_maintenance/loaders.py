@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 from sslcore_sensor_maintenance.grid import MACHINE, MODE, TIME
 
 US_PER_HOUR = 3_600_000_000

@@ -6,7 +6,7 @@ scikit-learn, pyod and scipy are imported where they are used.
 
 from __future__ import annotations
 
-from sslcore import hookimpl
+from sslcore.sdk import hookimpl
 
 
 @hookimpl
@@ -93,6 +93,14 @@ def sslcore_register_baselines(registry):  # type: ignore[no-untyped-def]
                  description="pyod Isolation Forest on window statistics (no labels)")
     registry.add("window_stats_ecod", det.WindowStatsECOD, params=det.WindowStatsECODParams,
                  description="pyod ECOD on window statistics (no labels)")
+
+
+@hookimpl
+def sslcore_register_metrics(registry):  # type: ignore[no-untyped-def]
+    from sslcore_sensor_maintenance.event_metrics import EVENT_METRICS, event_metric
+
+    for name, (fn, description) in EVENT_METRICS.items():
+        registry.add(name, event_metric(fn), description=description)
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 from sslcore_sensor_maintenance.grid import MachineSeries
 
 

@@ -11,7 +11,10 @@ can list them::
       - {name: gaussian_blur, params: {p: 0.3}}
 
 Each registered augmentation is ``(x, generator) -> x'`` on an ``N x C x H x W`` float batch,
-any number of channels, on the training device.
+any number of channels, on the training device. Geometry is relative to the image, so a recipe
+tuned at 64 px means the same at 8 or 224 px: crop areas and translations are fractions of the
+image, crop output sizes default to the input's, and blur sigmas are quoted for a
+``reference_side`` (64 px) image and scale with the image's side.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class RandomFlip(_Augmentation):
 
 
 class RandomRot90(_Augmentation):
-    """Per-sample rotation by a random multiple of 90 degrees (square images)."""
+    """Per-sample rotation by a random multiple of 90 degrees (of 180 on non-square images)."""
 
     def __init__(self, params: NoParams | None = None) -> None:
         self.params = params or NoParams()
@@ -170,7 +173,11 @@ class GaussianBlurParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sigma: tuple[float, float] = Field((0.1, 2.0), description="range of the per-sample "
-                                       "sigma, in pixels")
+                                       "sigma, in pixels of a reference_side px image")
+    reference_side: int | None = Field(
+        64, ge=1, description="image side the sigma range is quoted for: other sides scale "
+        "it in proportion (sigma 1.2 px at 64 px is 0.6 px at 32 px), so a blur removes the "
+        "same share of detail at any size; null: sigma in pixels at every size")
     p: float = Field(0.5, ge=0.0, le=1.0, description="probability per sample")
 
     @field_validator("sigma")
@@ -186,7 +193,9 @@ class GaussianBlur(_Augmentation):
         self.params = params or GaussianBlurParams()
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return gaussian_blur(x, generator, sigma=self.params.sigma, p=self.params.p)
+        p = self.params
+        ratio = 1.0 if p.reference_side is None else min(x.shape[-2:]) / p.reference_side
+        return gaussian_blur(x, generator, sigma=(p.sigma[0] * ratio, p.sigma[1] * ratio), p=p.p)
 
 
 class BandDropoutParams(BaseModel):

@@ -132,15 +132,12 @@ def random_rot90(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Rotate each sample by ``k * 90`` degrees, ``k`` uniform in {0, 1, 2, 3} per sample.
 
     Exact (no resampling); for overhead imagery, where every orientation is equally valid.
-
-    Raises:
-        DataError: the images are not square.
+    Non-square images turn by 0 or 180 degrees only (a quarter turn would change their shape).
     """
     n, _, h, w = x.shape
-    if h != w:
-        raise DataError(f"random_rot90 needs square images, got {h} x {w}; crop them square "
-                        "first (random_resized_crop with an int size)")
     k = (_uniform((n,), generator, x) * 4).long().clamp_(max=3).view(-1, 1, 1, 1)
+    if h != w:
+        return torch.where(k % 2 == 1, x.flip(-2, -1), x)
     # Selecting among the four rotations avoids a device sync and a loop over samples.
     out = torch.where(k == 1, x.rot90(1, dims=(-2, -1)), x)
     out = torch.where(k == 2, x.flip(-2, -1), out)

@@ -69,6 +69,7 @@ class _PyODDetector(abc.ABC):
     turned into features by a subclass's ``_features`` (e.g. sensor window statistics)."""
 
     uses_labels = False
+    binary_only = True  # an anomaly score ranks one positive class (sslcore.data_fit)
     name = "pyod"
 
     def __init__(self, params: BaseModel) -> None:

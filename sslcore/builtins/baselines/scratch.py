@@ -61,6 +61,7 @@ class Scratch:
         self.params = params or ScratchParams()
         self.model: Classifier | None = None
         self.device = torch.device("cpu")
+        self.fit_info: dict[str, float] = {}  # steps run and the kept step, for the child run
 
     def fit(self, ctx: FitContext) -> None:
         backbone = fresh_backbone(ctx, fit_normalizer=self.params.fit_normalizer)
@@ -68,6 +69,7 @@ class Scratch:
         self.model = train_classifier(
             backbone, ctx.num_classes, ctx.x_train, ctx.y_train, ctx.x_val, ctx.y_val,
             ctx.budget, seed=ctx.seed, device=ctx.device, augment=ctx.augment)
+        self.fit_info = self.model.fit_info
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:

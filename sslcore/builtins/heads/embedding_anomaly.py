@@ -120,6 +120,7 @@ class EmbeddingAnomaly:
     """
 
     uses_labels = False
+    binary_only = True  # an anomaly score ranks one positive class (sslcore.data_fit)
 
     def __init__(self, params: EmbeddingAnomalyParams | None = None) -> None:
         self.params = params or EmbeddingAnomalyParams()

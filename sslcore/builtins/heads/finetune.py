@@ -56,6 +56,7 @@ class Finetune:
         self.params = params or FinetuneParams()
         self.model: Classifier | None = None
         self.device = torch.device("cpu")
+        self.fit_info: dict[str, float] = {}  # steps run and the kept step, for the child run
 
     def fit(self, ctx: FitContext) -> None:
         encoder = copy.deepcopy(require_encoder("finetune", ctx))
@@ -65,6 +66,7 @@ class Finetune:
             ctx.budget, seed=ctx.seed, device=ctx.device, augment=ctx.augment,
             freeze_backbone=self.params.freeze_backbone,
             backbone_lr_scale=self.params.backbone_lr_scale)
+        self.fit_info = self.model.fit_info
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:
         if self.model is None:

@@ -77,6 +77,21 @@ class MAEParams(BaseModel):
                                 "mean and std (the paper's better-representation setting)")
 
 
+def _check_whole_patches(input_shape: tuple[int, ...] | None, patch: tuple[int, ...]) -> None:
+    """MAE hides and rebuilds whole patches, so it cannot use a ViT that pads the image to a
+    multiple of its patch (``patch_size: auto`` on a size the patch does not divide)."""
+    if input_shape is None or len(input_shape) != 3:
+        return
+    h, w = int(input_shape[1]), int(input_shape[2])
+    if h % patch[0] or w % patch[1]:
+        divisors = [p for p in range(2, min(h, w) + 1) if h % p == 0 and w % p == 0]
+        enough = [p for p in divisors if (h // p) * (w // p) >= 16]  # at least 16 tokens
+        hint = f"e.g. {max(enough or divisors)}" if divisors else "none exists: resize them"
+        raise ConfigError(f"pretext 'mae' rebuilds whole patches: the {h} x {w} px images do "
+                          f"not split into {patch[0]} x {patch[1]} px patches; set "
+                          f"backbone.params.patch_size to a divisor of both sides ({hint})")
+
+
 class MAE(PretextTask):
     """MAE pretext task on a timm ViT backbone.
 
@@ -88,7 +103,8 @@ class MAE(PretextTask):
         input_shape: per-sample ``(C, H, W)``; fixes the patch grid of the decoder.
 
     Raises:
-        ConfigError: the backbone is not a timm ViT, or the decoder width and heads disagree.
+        ConfigError: the backbone is not a timm ViT, the decoder width and heads disagree, or
+            the images do not split into whole patches (MAE reconstructs whole patches).
     """
 
     def __init__(self, params: MAEParams, *, backbone: Backbone,
@@ -114,6 +130,7 @@ class MAE(PretextTask):
         self.norm_pix_loss = bool(params.norm_pix_loss)
         self.patch = tuple(int(p) for p in vit.patch_embed.patch_size)
         self.grid = tuple(int(g) for g in vit.patch_embed.grid_size)
+        _check_whole_patches(input_shape, self.patch)
         channels = int(backbone.input_shape[0]) if hasattr(backbone, "input_shape") else \
             int(vit.patch_embed.proj.in_channels)
         dim = params.decoder_dim

@@ -9,12 +9,22 @@ spikes cannot set the scale, and clips z-scores. The statistics are buffers: the
 Pretext tasks need more than the pooled embedding, so a :class:`SequenceBackbone` exposes:
 
 - ``normalize(x)``: (N, C, T) raw -> standardized;
-- ``tokens(z)``: standardized (N, C, T') -> per-position features (N, T' // token_len,
-  token_dim), for any T' that is a multiple of ``token_len`` (1 for the TCN, the patch length
-  for the patch transformer);
+- ``tokens(z)``: standardized (N, C, T') -> per-position features (N, ceil(T' / token_len),
+  token_dim) (``token_len``: the TCN's stem stride, the patch transformer's patch length);
 - ``pool(h)``: tokens -> the embedding (N, embed_dim);
 - ``forward(x) = pool(tokens(normalize(x)))``;
-- ``reconstruct(h)``: tokens -> standardized values (N, C, T'), a linear read-out per token.
+- ``reconstruct(h, length)``: tokens -> standardized values (N, C, length), a linear read-out
+  per token.
+
+Series of any length: a length that is not a multiple of ``token_len`` is replicate-padded at
+the *start* (:func:`pad_start`) to the next multiple, at most ``token_len - 1`` steps. The
+start, because the window's end is the prediction time: the last token keeps exactly the most
+recent readings (padding the end would put made-up values after them, and a causal reading
+order stays possible). ``reconstruct`` drops the padding again. A
+series shorter than :data:`MIN_TOKENS` tokens is a DataError naming the config field to lower
+(:func:`plan_length`). The rule chosen for the data's length is the backbone's
+``length_rule`` (and ``describe_input``, which ``sslcore.data_fit`` records in the data card
+before any work).
 
 The read-out belongs to the backbone, not to the pretext task, as BERT's masked-language head
 belongs to BERT: masked pretraining trains it, and the pretrained encoder keeps it, so heads
@@ -31,10 +41,47 @@ import numpy as np
 import torch
 from torch import nn
 
-from sslcore.contracts import Backbone
-from sslcore.errors import DataError
+from sslcore.sdk import Backbone, DataError
 
 _MAX_NORMALIZER_WINDOWS = 20_000
+MIN_TOKENS = 2  # fewer: no "recent vs the rest of the window" for the pooling or the pretext
+
+
+def plan_length(component: str, length: int, unit: int, field: str, step: int = 1,
+                what: str = "tokens") -> tuple[int, str]:
+    """How ``component`` reads series of ``length`` steps in units (tokens, patches) of
+    ``unit`` steps: ``(start padding, the rule in words)``.
+
+    Args:
+        field: the dotted config field that sets ``unit``, for the error.
+        step: ``unit`` must stay a multiple of it (the suggested value is one).
+        what: the units' name in the rule ("tokens", "patches").
+
+    Raises:
+        DataError: the series is shorter than :data:`MIN_TOKENS` units.
+    """
+    minimum = MIN_TOKENS * unit
+    if length < minimum:
+        fits = length // MIN_TOKENS // step * step
+        fix = (f"set {field} to {fits} or less" if fits >= 1 else
+               f"lower {field} and the backbone's token length")
+        raise DataError(f"{component}: series of {length} steps are shorter than its minimum "
+                        f"of {minimum} steps ({MIN_TOKENS} x {field} {unit}); {fix}, or give "
+                        "longer series")
+    pad = (-length) % unit
+    rule = f"{component}: {length} steps -> {(length + pad) // unit} {what} of {unit} steps"
+    if pad:
+        rule += f", the start replicate-padded by {pad} step{'s' if pad > 1 else ''}"
+    return pad, rule
+
+
+def pad_start(z: torch.Tensor, multiple: int) -> torch.Tensor:
+    """(..., T) -> (..., T + pad): the first step repeated at the start until the length is a
+    multiple of ``multiple``; ``z`` itself when it already is."""
+    pad = (-z.shape[-1]) % multiple
+    if not pad:
+        return z
+    return torch.cat([z[..., :1].expand(*z.shape[:-1], pad), z], dim=-1)
 
 
 def check_input_shape(name: str, input_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -51,9 +98,10 @@ class SequenceBackbone(Backbone, abc.ABC):
     """Base class: per-channel normalizer + ``tokens`` / ``pool`` (see the module docstring)."""
 
     def __init__(self, n_channels: int, length: int, *, token_len: int, token_dim: int,
-                 clip: float = 10.0, winsorize: float = 0.001) -> None:
+                 length_rule: str = "", clip: float = 10.0, winsorize: float = 0.001) -> None:
         super().__init__()
         self.n_channels, self.length = n_channels, length
+        self.length_rule = length_rule  # how series of the data's length are read, in words
         self.token_len, self.token_dim = token_len, token_dim
         self.reconstruction = nn.Linear(token_dim, n_channels * token_len)
         self.clip, self.winsorize = float(clip), float(winsorize)
@@ -98,7 +146,8 @@ class SequenceBackbone(Backbone, abc.ABC):
 
     @abc.abstractmethod
     def tokens(self, z: torch.Tensor) -> torch.Tensor:
-        """Standardized (N, C, T') -> per-position features (N, T' // token_len, token_dim)."""
+        """Standardized (N, C, T') -> per-position features (N, ceil(T' / token_len),
+        token_dim); the start is padded (:func:`pad_start`) when T' is not a multiple."""
 
     @abc.abstractmethod
     def pool(self, h: torch.Tensor) -> torch.Tensor:
@@ -107,11 +156,13 @@ class SequenceBackbone(Backbone, abc.ABC):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.tokens(self.normalize(x)))
 
-    def reconstruct(self, h: torch.Tensor) -> torch.Tensor:
-        """Tokens (N, L, token_dim) -> standardized values (N, C, L * token_len)."""
-        n, length, _ = h.shape
-        out = self.reconstruction(h.float()).reshape(n, length, self.n_channels, self.token_len)
-        return out.permute(0, 2, 1, 3).reshape(n, self.n_channels, length * self.token_len)
+    def reconstruct(self, h: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Tokens (N, L, token_dim) -> standardized values (N, C, length): the last ``length``
+        of the L * token_len values (default all), so the start padding is dropped."""
+        n, n_tok, _ = h.shape
+        out = self.reconstruction(h.float()).reshape(n, n_tok, self.n_channels, self.token_len)
+        out = out.permute(0, 2, 1, 3).reshape(n, self.n_channels, n_tok * self.token_len)
+        return out if length is None else out[..., out.shape[-1] - length:]
 
 
 class MeanLastPool(nn.Module):

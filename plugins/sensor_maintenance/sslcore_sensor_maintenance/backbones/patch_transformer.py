@@ -10,6 +10,11 @@ layers, GELU. Written on ``torch.nn.TransformerEncoder`` rather than transformer
 ``PatchTSTModel`` to keep channel mixing and the token interface the pretext tasks use, without
 a second multi-hundred-MB dependency.
 
+Any length: a window that is not a multiple of ``patch_len`` has its start replicate-padded to
+the next multiple (97 steps with patches of 8: 7 steps, 13 patches), so the last patch holds
+exactly the most recent readings. The minimum is 2 patches, else a DataError names
+``backbone.params.patch_len``. ``length_rule`` says what was chosen.
+
 Example::
 
     enc = PatchTransformerBackbone(PatchTransformerParams(patch_len=8), input_shape=(5, 64))
@@ -23,18 +28,21 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 from sslcore_sensor_maintenance.backbones.base import (
     MeanLastPool,
     SequenceBackbone,
     check_input_shape,
+    pad_start,
+    plan_length,
 )
 
 
 class PatchTransformerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    patch_len: int = Field(8, ge=1, description="time steps per token; must divide the length")
+    patch_len: int = Field(8, ge=1, description="time steps per token; other lengths get "
+                           "their start padded")
     d_model: int = Field(64, ge=8)
     depth: int = Field(2, ge=1)
     heads: int = Field(4, ge=1)
@@ -49,24 +57,31 @@ class PatchTransformerBackbone(SequenceBackbone):
 
     Args:
         params: a :class:`PatchTransformerParams`.
-        input_shape: ``(channels, length)``, ``length`` a multiple of ``patch_len``.
+        input_shape: ``(channels, length)``, ``length`` at least 2 patches.
 
     Raises:
-        DataError: bad input shape, or ``d_model`` not divisible by ``heads``.
+        DataError: bad input shape, a series shorter than 2 patches, or ``d_model`` not
+            divisible by ``heads``.
     """
+
+    @classmethod
+    def describe_input(cls, params: PatchTransformerParams,
+                       input_shape: tuple[int, ...]) -> str:
+        """How series of this shape are read (padding, patches); DataError if too short."""
+        _, length = check_input_shape("patch_transformer", input_shape)
+        return plan_length("patch_transformer", length, params.patch_len,
+                           "backbone.params.patch_len", what="patches")[1]
 
     def __init__(self, params: PatchTransformerParams, *, input_shape: tuple[int, ...]) -> None:
         n_channels, length = check_input_shape("patch_transformer", input_shape)
-        if length % params.patch_len:
-            raise DataError(f"patch_transformer: window length {length} is not a multiple of "
-                            f"patch_len {params.patch_len}; change one of them")
+        rule = self.describe_input(params, input_shape)
         if params.d_model % params.heads:
             raise DataError(f"patch_transformer: d_model {params.d_model} must be divisible "
                             f"by heads {params.heads}")
         super().__init__(n_channels, length, token_len=params.patch_len,
-                         token_dim=params.d_model, clip=params.clip)
+                         token_dim=params.d_model, clip=params.clip, length_rule=rule)
         self.embed_dim = params.embed_dim
-        self.max_tokens = length // params.patch_len
+        self.max_tokens = -(-length // params.patch_len)  # ceil: the padded start included
         self.patch_embed = nn.Linear(n_channels * params.patch_len, params.d_model)
         self.position = nn.Parameter(torch.randn(1, self.max_tokens, params.d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(
@@ -77,11 +92,12 @@ class PatchTransformerBackbone(SequenceBackbone):
         self.head = MeanLastPool(params.d_model, params.embed_dim)
 
     def tokens(self, z: torch.Tensor) -> torch.Tensor:
+        z = pad_start(z, self.token_len)
         n, c, t = z.shape
         p = self.token_len
-        if t % p or t // p > self.max_tokens:
-            raise DataError(f"patch_transformer: input length {t} must be a multiple of "
-                            f"patch_len {p} and at most {self.max_tokens * p}")
+        if t // p > self.max_tokens:
+            raise DataError(f"patch_transformer: input length {t} is longer than the "
+                            f"{self.max_tokens * p} steps it was built for (input_shape)")
         patches = z.reshape(n, c, t // p, p).permute(0, 2, 1, 3).reshape(n, t // p, c * p)
         h = self.patch_embed(patches) + self.position[:, :t // p]
         return self.norm(self.encoder(h))

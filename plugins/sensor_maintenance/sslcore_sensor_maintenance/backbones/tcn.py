@@ -11,6 +11,11 @@ readings -> 4-hour tokens by default): four times less compute on a CPU, and a d
 that builds over days loses nothing. With kernel 3 and dilations 1..8 the receptive field is
 31 tokens, 124 hours: the whole default window. BatchNorm over batch x time.
 
+Any length: a window that is not a multiple of ``stem_stride`` has its start replicate-padded
+to the next multiple (150 steps with stride 4: 2 steps, 38 tokens); the last token always
+holds the most recent readings. The minimum is 2 tokens (``2 * stem_stride`` steps), else a
+DataError names ``backbone.params.stem_stride``. ``length_rule`` says what was chosen.
+
 Example::
 
     enc = TCNBackbone(TCNParams(), input_shape=(5, 64))
@@ -24,11 +29,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from sslcore.errors import DataError
 from sslcore_sensor_maintenance.backbones.base import (
     MeanLastPool,
     SequenceBackbone,
     check_input_shape,
+    pad_start,
+    plan_length,
 )
 
 
@@ -37,7 +43,7 @@ class TCNParams(BaseModel):
 
     channels: int = Field(64, ge=4, description="width of every residual block")
     stem_stride: int = Field(4, ge=1, description="time steps summarized per position "
-                             "(the token length); must divide the window length")
+                             "(the token length); other lengths get their start padded")
     dilations: list[int] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
     kernel_size: int = Field(3, ge=2)
     embed_dim: int = Field(128, ge=1)
@@ -64,20 +70,25 @@ class TCNBackbone(SequenceBackbone):
 
     Args:
         params: a :class:`TCNParams`.
-        input_shape: ``(channels, length)``; any multiple of ``stem_stride`` works at run time.
+        input_shape: ``(channels, length)``; any length of at least ``2 * stem_stride`` steps
+            works at run time (see the module docstring).
 
     Raises:
-        DataError: ``input_shape`` is not ``(channels, length)``, or the length is not a
-            multiple of ``stem_stride``.
+        DataError: ``input_shape`` is not ``(channels, length)``, or the length is shorter
+            than 2 tokens.
     """
+
+    @classmethod
+    def describe_input(cls, params: TCNParams, input_shape: tuple[int, ...]) -> str:
+        """How series of this shape are read (padding, tokens); DataError if too short."""
+        _, length = check_input_shape("tcn", input_shape)
+        return plan_length("tcn", length, params.stem_stride, "backbone.params.stem_stride")[1]
 
     def __init__(self, params: TCNParams, *, input_shape: tuple[int, ...]) -> None:
         n_channels, length = check_input_shape("tcn", input_shape)
-        if length % params.stem_stride:
-            raise DataError(f"tcn: window length {length} is not a multiple of stem_stride "
-                            f"{params.stem_stride}; change one of them")
         super().__init__(n_channels, length, token_len=params.stem_stride,
-                         token_dim=params.channels, clip=params.clip)
+                         token_dim=params.channels, clip=params.clip,
+                         length_rule=self.describe_input(params, input_shape))
         self.embed_dim = params.embed_dim
         k = params.kernel_size + (params.kernel_size + 1) % 2  # odd: symmetric padding
         self.stem = nn.Conv1d(n_channels, params.channels, params.stem_stride,
@@ -87,6 +98,7 @@ class TCNBackbone(SequenceBackbone):
         self.head = MeanLastPool(params.channels, params.embed_dim)
 
     def tokens(self, z: torch.Tensor) -> torch.Tensor:
+        z = pad_start(z, self.token_len)
         return self.blocks(self.stem(z)).transpose(1, 2)  # (N, T / stem_stride, channels)
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError
 
 STATS = ["mean", "std", "min", "max", "last", "slope", "q10", "q50", "q90",
          "last_minus_first_quarter", "roughness"]

@@ -18,12 +18,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from sslcore.builtins.baselines.pyod_detectors import (
-    ECODDetector,
-    ECODParams,
-    IForestDetector,
-    IForestParams,
-)
+from sslcore.sdk import ECODDetector, ECODParams, IForestDetector, IForestParams
 from sslcore_sensor_maintenance.baselines.window_features import window_stats
 
 
@@ -40,6 +35,7 @@ class WindowStatsIForest(IForestDetector):
     """pyod Isolation Forest on window statistics of the unlabeled pool."""
 
     name = "window_stats_iforest"
+    binary_only = True  # one anomaly score (sslcore.data_fit drops it for more classes)
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         return window_stats(x)
@@ -49,6 +45,7 @@ class WindowStatsECOD(ECODDetector):
     """pyod ECOD on window statistics of the unlabeled pool (parameter-free)."""
 
     name = "window_stats_ecod"
+    binary_only = True  # one anomaly score (sslcore.data_fit drops it for more classes)
 
     def _features(self, x: np.ndarray) -> np.ndarray:
         return window_stats(x)

@@ -24,9 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from sslcore.builtins.baselines.hist_gbm import HistGBMParams, fit_hist_gbm
-from sslcore.contracts import FitContext
-from sslcore.train.supervised import proba_to_scores
+from sslcore.sdk import fit_hist_gbm, FitContext, HistGBMParams, proba_to_scores
 from sslcore_sensor_maintenance.baselines.window_features import window_stats
 
 

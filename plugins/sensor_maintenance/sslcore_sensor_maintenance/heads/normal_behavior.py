@@ -48,12 +48,16 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.builtins.baselines.hist_gbm import fit_hist_gbm
-from sslcore.builtins.baselines.pyod_detectors import require_binary, subsample
-from sslcore.builtins.heads.embedding_anomaly import require_encoder
-from sslcore.contracts import FitContext
-from sslcore.errors import ConfigError, DataError
-from sslcore.train.supervised import proba_to_scores
+from sslcore.sdk import (
+    ConfigError,
+    DataError,
+    fit_hist_gbm,
+    FitContext,
+    proba_to_scores,
+    require_binary,
+    require_encoder,
+    subsample,
+)
 from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
 from sslcore_sensor_maintenance.baselines.window_features import window_stats
 from sslcore_sensor_maintenance.baselines.window_stats_gbm import WindowStatsGBMParams
@@ -126,7 +130,7 @@ def _compute_residuals(encoder: SequenceBackbone, x: np.ndarray, device: torch.d
             for ch in range(c):
                 hidden = z.clone()
                 hidden[:, ch] = 0.0
-                r = z[:, ch] - encoder.reconstruct(encoder.tokens(hidden))[:, ch]
+                r = z[:, ch] - encoder.reconstruct(encoder.tokens(hidden), t)[:, ch]
                 feats.append(torch.stack([r.mean(1), r.abs().mean(1),
                                           r[:, -quarter:].mean(1),
                                           r[:, -quarter:].abs().mean(1)], dim=1))
@@ -184,6 +188,8 @@ class ReconstructionAnomaly:
     """
 
     uses_labels = False
+    binary_only = True  # one anomaly score
+    min_channels = 2  # each sensor's residual is predicted from the others
 
     def __init__(self, params: ReconstructionAnomalyParams | None = None) -> None:
         self.params = params or ReconstructionAnomalyParams()
@@ -233,6 +239,7 @@ class GBMOnStatsAndResiduals:
     """
 
     uses_labels = True
+    min_channels = 2  # each sensor's residual is predicted from the others
 
     def __init__(self, params: GBMOnStatsAndResidualsParams | None = None) -> None:
         self.params = params or GBMOnStatsAndResidualsParams()

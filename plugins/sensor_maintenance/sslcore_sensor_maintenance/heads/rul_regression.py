@@ -14,10 +14,12 @@ budget and batches stratified by the binary label. Early stopping on the validat
 AUPRC of the score (ties: validation MSE). The score is ``1 - predicted RUL / cap``: higher
 means a sooner failure, so it is compared with the classifiers on the same metrics.
 
-Needs ``ctx.meta_train["rul"]`` (and ``meta_val``); ``horizon`` from the meta sets the default
-cap (4 horizons). The fitted regression is kept in ``ctx.cache`` (keyed by its params, the
-budget, the seed and the labeled rows; reused only for the same pretrained encoder object, or
-from a fresh backbone, which the seed fixes), so ``rul_with_residuals`` and
+Needs ``ctx.meta_train["rul"]`` (and ``meta_val``) and a binary task, declared as
+``requires_meta`` / ``binary_only``: on data without them (plain arrays with labels only)
+``sslcore.data_fit`` drops the method before any work, with a note. ``horizon`` from the meta
+sets the default cap (4 horizons). The fitted regression is kept in ``ctx.cache`` (keyed by
+its params, the budget, the seed and the labeled rows; reused only for the same pretrained
+encoder object, or from a fresh backbone, which the seed fixes), so ``rul_with_residuals`` and
 ``rul_with_levels_scratch`` in the same sweep reuse the regression of ``rul_regression`` and
 ``rul_regression_scratch`` instead of training it again.
 
@@ -36,19 +38,23 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from sslcore.builtins.baselines.scratch import fresh_backbone
-from sslcore.builtins.heads.embedding_anomaly import require_encoder
-from sslcore.contracts import FitContext
-from sslcore.errors import DataError
-from sslcore.evaluate.event_metrics import DEFAULT_HORIZON
-from sslcore.train.supervised import epoch_batches, selection_score
+from sslcore.sdk import (
+    DataError,
+    finetune_plan,
+    fit_info,
+    FitContext,
+    fresh_backbone,
+    require_encoder,
+    selection_score,
+    train_steps,
+)
+from sslcore_sensor_maintenance.event_metrics import DEFAULT_HORIZON
 
 
 class RULRegressionParams(BaseModel):
@@ -90,6 +96,9 @@ class RULRegression:
 
     uses_labels = True
     name = "rul_regression"
+    # What the data must hold (sslcore.data_fit drops the method, with a note, when it lacks it)
+    requires_meta: tuple[str, ...] = ("rul",)
+    binary_only = True
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params or RULRegressionParams()
@@ -121,6 +130,7 @@ class RULRegression:
         cached = ctx.cache.get(key) if key else None
         if cached is not None and cached[0] is tag:  # same fit already done this sweep
             self.model = cached[1]
+            self.fit_info = getattr(self.model, "fit_info", {})
             return
         devices = [ctx.device] if ctx.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -164,29 +174,30 @@ class RULRegression:
         opt = torch.optim.AdamW(groups, lr=budget.lr, weight_decay=budget.weight_decay)
         rng = np.random.default_rng(ctx.seed)
         gen = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
-        best_key, best_state, stale = None, copy.deepcopy(model.state_dict()), 0
-        for _ in range(budget.epochs):
+
+        def train_mode() -> None:
             model.train()
             if p.freeze_backbone:
                 backbone.eval()
-            for idx in epoch_batches(y, budget.batch_size, rng):
-                xb = x[idx].to(ctx.device)
-                if ctx.augment is not None:
-                    xb = ctx.augment(xb, gen)
-                loss = (model(xb).squeeze(1).float() - t[idx].to(ctx.device)).square().mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            if not math.isfinite(float(loss.detach())):
-                break
-            key = self._validation_key(model, ctx)
-            if best_key is None or key > best_key:
-                best_key, best_state, stale = key, copy.deepcopy(model.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= budget.patience:
-                    break
-        model.load_state_dict(best_state)
+
+        def step(idx: np.ndarray) -> torch.Tensor:
+            xb = x[idx].to(ctx.device)
+            if ctx.augment is not None:
+                xb = ctx.augment(xb, gen)
+            loss = (model(xb).squeeze(1).float() - t[idx].to(ctx.device)).square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss
+
+        def evaluate() -> tuple[tuple[float, ...] | None, dict[str, float]]:
+            # No validation rows: nothing to select with, so the latest weights are kept.
+            return (self._validation_key(model, ctx) if len(ctx.y_val) else None), {}
+
+        # The step plan of the classifiers (finetune, scratch) for the same usable rows.
+        record = train_steps(model, finetune_plan(budget, len(y)), y, rng, step=step,
+                             evaluate=evaluate, patience=budget.patience, train_mode=train_mode)
+        self.fit_info = model.fit_info = fit_info(record)  # on the model too: cached fits
         for param in backbone.parameters():
             param.requires_grad_(True)
         return model.eval()

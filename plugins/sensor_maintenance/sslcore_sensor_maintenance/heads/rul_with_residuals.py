@@ -59,7 +59,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sslcore.contracts import FitContext
+from sslcore.sdk import FitContext
 from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
 from sslcore_sensor_maintenance.heads.normal_behavior import (
     anomaly_from_residuals,
@@ -121,6 +121,7 @@ class RULWithResiduals(RULRegression):
     (and, by default, the window's recent levels)."""
 
     name = "rul_with_residuals"
+    min_channels = 2  # each sensor's residual is predicted from the others
 
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params or RULWithResidualsParams())
@@ -185,6 +186,7 @@ class RULWithLevelsScratch(FromScratch, RULWithResiduals):
     adds: its starting weights for the regression, and the residual score."""
 
     name = "rul_with_levels_scratch"
+    min_channels = 1  # no residuals: the window's own levels
 
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params or RULWithLevelsScratchParams())

@@ -12,7 +12,11 @@ be at this speed and load): the normal cross-sensor relations a degrading machin
 ``"patch"`` hides all sensors of a patch together, as PatchTST does per channel.
 
 Works with any :class:`~sslcore_sensor_maintenance.backbones.base.SequenceBackbone` whose token
-length divides ``patch_len`` (the TCN: 1; the patch transformer: its own patch length).
+length divides ``patch_len`` (the TCN: its stem stride; the patch transformer: its own patch
+length). Series of any length: one that is not a multiple of ``patch_len`` has its start
+replicate-padded to the next multiple (as the backbones do); padded steps are hidden with the
+patch they fall in but never scored. The minimum is 2 patches, else a DataError names
+``pretext.params.patch_len``; ``length_rule`` says what was chosen.
 
 Example::
 
@@ -27,9 +31,8 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.contracts import Augmentation, PretextTask
-from sslcore.errors import ConfigError
-from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
+from sslcore.sdk import Augmentation, ConfigError, PretextTask
+from sslcore_sensor_maintenance.backbones.base import SequenceBackbone, pad_start, plan_length
 
 
 class MaskedPatchesParams(BaseModel):
@@ -47,7 +50,8 @@ class MaskedPatchesParams(BaseModel):
 def require_sequence_backbone(name: str, backbone: torch.nn.Module,
                               input_shape: tuple[int, ...],
                               multiple_of: int = 1) -> tuple[int, int]:
-    """``(channels, length)`` after checking the backbone exposes tokens and the shapes fit."""
+    """``(channels, length)`` after checking the backbone exposes tokens and ``multiple_of``
+    (the patch length) is a multiple of its token length."""
     if not isinstance(backbone, SequenceBackbone):
         raise ConfigError(f"pretext {name!r} needs a sequence backbone with per-position tokens "
                           f"(tcn, patch_transformer), got {type(backbone).__name__}")
@@ -55,10 +59,10 @@ def require_sequence_backbone(name: str, backbone: torch.nn.Module,
     if len(shape) != 2:
         raise ConfigError(f"pretext {name!r} is for time series (channels, length), got {shape}")
     unit = backbone.token_len
-    if multiple_of % unit or shape[1] % multiple_of:
+    if multiple_of % unit:
         raise ConfigError(f"pretext {name!r}: patch length {multiple_of} must be a multiple of "
-                          f"the backbone's token length {unit} and divide the window length "
-                          f"{shape[1]}")
+                          f"the backbone's token length {unit}; set pretext.params.patch_len "
+                          f"to {unit * max(1, round(multiple_of / unit))}")
     return shape[0], shape[1]
 
 
@@ -66,8 +70,20 @@ class MaskedPatches(PretextTask):
     """Masked patch reconstruction around a sequence backbone (see the module docstring).
 
     Raises:
-        ConfigError: the backbone has no tokens, or the patch length does not fit.
+        ConfigError: the backbone has no tokens, or the patch length is not a multiple of
+            its token length.
+        DataError: the series are shorter than 2 patches.
     """
+
+    @classmethod
+    def describe_input(cls, params: MaskedPatchesParams, input_shape: tuple[int, ...]) -> str:
+        """How series of this shape are cut into patches; DataError if too short."""
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) != 2:
+            raise ConfigError(f"pretext 'masked_patches' is for time series (channels, "
+                              f"length), got {shape}")
+        return plan_length("masked_patches", shape[1], params.patch_len,
+                           "pretext.params.patch_len", what="patches")[1]
 
     def __init__(self, params: MaskedPatchesParams, *, backbone: SequenceBackbone,
                  augment: Augmentation | None = None,
@@ -78,12 +94,16 @@ class MaskedPatches(PretextTask):
         self.augment = augment
         self.n_channels, self.length = require_sequence_backbone(
             "masked_patches", backbone, input_shape, params.patch_len)
+        _, self.length_rule = plan_length("masked_patches", self.length, params.patch_len,
+                                          "pretext.params.patch_len", backbone.token_len,
+                                          what="patches")
 
     def loss(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = self.augment(batch, generator) if self.augment is not None else batch
-        z = self.backbone.normalize(x)
-        n, c, t = z.shape
         p = self.params.patch_len
+        z = pad_start(self.backbone.normalize(x), p)
+        pad = z.shape[-1] - x.shape[-1]
+        n, c, t = z.shape
         n_patches = t // p
         per_sensor = self.params.mask_unit == "channel_patch"
         dev = generator.device
@@ -97,4 +117,6 @@ class MaskedPatches(PretextTask):
         recon = self.backbone.reconstruct(self.backbone.tokens(z.masked_fill(mask, 0.0)))
         err = (recon - z).square()
         maskf = mask.float()
+        if pad:  # hidden with their patch (they copy its first step), never scored
+            maskf[..., :pad] = 0.0
         return (err * maskf).sum() / maskf.sum().clamp(min=1.0)

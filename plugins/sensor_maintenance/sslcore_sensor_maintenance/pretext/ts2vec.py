@@ -16,7 +16,9 @@ As in the paper the similarity is a plain dot product (``temperature=None``); cr
 once per batch (the paper's per-sample offsets are dropped: windows are already random
 excerpts), and masks are applied to the standardized input rather than to the first layer's
 output, so any :class:`~sslcore_sensor_maintenance.backbones.base.SequenceBackbone` works.
-For the patch transformer, crops and masks follow its patch grid.
+Crops and masks follow the backbone's token grid (the TCN's stem stride, the transformer's
+patches); a series that is not a multiple of the token length has its start replicate-padded
+first, as the backbone itself does, so any length of at least 2 tokens works.
 
 Example::
 
@@ -30,9 +32,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.contracts import Augmentation, PretextTask
-from sslcore.distributed import gather_with_grad
-from sslcore_sensor_maintenance.backbones.base import SequenceBackbone
+from sslcore.sdk import Augmentation, gather_with_grad, PretextTask
+from sslcore_sensor_maintenance.backbones.base import SequenceBackbone, pad_start
 from sslcore_sensor_maintenance.pretext.masked_patches import require_sequence_backbone
 
 
@@ -104,7 +105,7 @@ class TS2Vec(PretextTask):
     """TS2Vec contrastive pretraining around a sequence backbone (see the module docstring).
 
     Raises:
-        ConfigError: the backbone has no tokens, or the window is shorter than two tokens.
+        ConfigError: the backbone has no tokens.
     """
 
     def __init__(self, params: TS2VecParams, *, backbone: SequenceBackbone,
@@ -132,8 +133,8 @@ class TS2Vec(PretextTask):
 
     def loss(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = self.augment(batch, generator) if self.augment is not None else batch
-        z = self.backbone.normalize(x)
         unit = self.backbone.token_len
+        z = pad_start(self.backbone.normalize(x), unit)
         n_tok = z.shape[-1] // unit
         crop = _randint(min(self.params.min_crop, n_tok), n_tok + 1, generator)
         left = _randint(0, n_tok - crop + 1, generator)

@@ -1,13 +1,20 @@
-"""Event metrics on hand-built failure run-ups (horizon 10, healthy alarm threshold at 1%)."""
+"""Event metrics on hand-built failure run-ups (horizon 10, healthy alarm threshold at 1%),
+alone and as the sensor plugin registers them (through ``sslcore_register_metrics``)."""
 
 import numpy as np
 import pytest
 
 from sslcore.errors import DataError
-from sslcore.evaluate import event_metrics as em
 from sslcore.evaluate.metrics import compute
+from sslcore.plugins import load_registries
+from sslcore_sensor_maintenance import event_metrics as em
 
 INF = np.inf
+
+
+@pytest.fixture(scope="module")
+def metrics():
+    return load_registries().metrics
 
 
 def fleet() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -50,9 +57,20 @@ def test_hand_computed_event_metrics():
     assert em.median_lead_time(y, s, meta) == pytest.approx(8.5)  # detected: 15 and 2
 
 
-def test_two_column_scores_and_compute_dispatch():
+def test_the_plugin_registers_them_with_what_they_need(metrics):
+    for name, (fn, description) in em.EVENT_METRICS.items():
+        entry = metrics.get(name)
+        metric = entry.build()
+        assert entry.module == "sslcore_sensor_maintenance.plugin" and entry.description
+        assert metric.fn is fn and metric.higher_is_better and metric.binary_only
+        assert metric.needs_meta == ("rul", "event_id") and not metric.needs_threshold
+        assert metric.by_group is em.by_failure_mode
+
+
+def test_two_column_scores_and_compute_dispatch(metrics):
     y, s, meta = fleet()
-    out = compute(["auprc", *em.EVENT_METRICS], y, np.stack([1 - s, s], axis=1), meta=meta)
+    out = compute(["auprc", *em.EVENT_METRICS], y, np.stack([1 - s, s], axis=1),
+                  metrics=metrics, meta=meta)
     assert out["failures_caught_ahead_at_1pct_far"] == pytest.approx(1 / 3)
     assert out["median_lead_time_at_1pct_far"] == pytest.approx(8.5)
 
@@ -88,7 +106,7 @@ def test_missing_meta_is_a_data_error_naming_the_key():
         em.failures_detected(np.zeros(3, int), np.zeros(3), {"rul": np.zeros(3)})
 
 
-def test_event_metrics_per_failure_mode():
+def test_event_metrics_per_failure_mode(metrics):
     """With test_meta['failure_mode'], each event metric is also computed over each mode's
     events alone, at the same alert threshold."""
     y, s, meta = fleet()
@@ -96,7 +114,7 @@ def test_event_metrics_per_failure_mode():
     meta["failure_mode"] = np.where(ev < 0, "", np.where(np.isin(ev, [0, 2]), "wear", "leak"))
     assert em.by_failure_mode(em.failures_caught_ahead, y, s, meta) == {
         "leak": 0.0, "wear": 0.5}  # wear: event 0 caught 15 ahead, event 2 missed
-    out = compute(["auprc", "failures_detected_at_1pct_far"], y, s, meta=meta)
+    out = compute(["auprc", "failures_detected_at_1pct_far"], y, s, metrics=metrics, meta=meta)
     assert out["failures_detected_at_1pct_far.wear"] == pytest.approx(0.5)
     assert out["failures_detected_at_1pct_far.leak"] == pytest.approx(1.0)  # event 1, 2 ahead
     assert out["failures_detected_at_1pct_far"] == pytest.approx(2 / 3)

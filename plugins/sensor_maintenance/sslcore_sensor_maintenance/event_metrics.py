@@ -1,7 +1,10 @@
 """Event-level metrics that need the test rows' metadata: what a maintenance planner reads.
 
-``EVENT_METRICS`` maps a name to ``fn(y_true, scores, meta) -> float``; ``meta`` is the
-dataset's ``test_meta``. Lower-is-better names go in ``EVENT_LOWER_IS_BETTER`` (none so far).
+``EVENT_METRICS`` maps a name to ``(fn, description)``, ``fn(y_true, scores, meta) -> float``
+with ``meta`` the dataset's ``test_meta``; ``plugin.py`` registers each through the
+``sslcore_register_metrics`` hook as :func:`event_metric` ``(fn)``: it reads ``test_meta``
+(``rul``, ``event_id``), scores binary tasks only, is higher-is-better and is broken down per
+failure mode.
 
 Window-level AUPRC ranks windows; a planner asks other questions: at an alarm rate the crew can
 live with, how many failures are flagged, how many early enough to plan the repair, and how
@@ -24,8 +27,8 @@ early. The definitions, for one score per window (the window's end is the predic
   the test set (e.g. a sensor outage just before the failure) are not counted.
 
 With ``meta['failure_mode']`` (per window, the mode of the failure ahead), every event
-metric is also reported per mode, as ``<metric>.<mode>`` (:func:`by_failure_mode`): which kinds
-of failure a model warns of early, and which it misses.
+metric is also reported per mode, as ``<metric>.<mode>`` (:func:`by_failure_mode`, the
+metric's ``by_group``): which kinds of failure a model warns of early, and which it misses.
 
 Metrics (every one at the 1% FAR threshold, over the test set's failure events):
 
@@ -43,27 +46,26 @@ All return NaN when the test set has no failure event or no healthy window.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sslcore.errors import DataError
+from sslcore.sdk import DataError, positive_scores
+
+if TYPE_CHECKING:
+    from sslcore.sdk import Metric
 
 EventMetricFn = Callable[[np.ndarray, np.ndarray, dict[str, np.ndarray]], float]
 
 DEFAULT_HORIZON = 72.0  # hours: the sensor_maintenance recipe's label horizon
 RUNUP_HORIZONS = 2.0  # run-up of a failure = windows ending within 2 horizons before it
 FALSE_ALARM_RATE = 0.01
-
-
-def positive_scores(scores: np.ndarray) -> np.ndarray:
-    """The positive-class score per row: ``scores`` itself (N,), or column 1 of (N, 2)."""
-    s = np.asarray(scores, dtype=np.float64)
-    return s[:, 1] if s.ndim == 2 else s
+EVENT_META = ("rul", "event_id")  # the test_meta keys every event metric reads
 
 
 def _require(meta: dict[str, np.ndarray], n: int, name: str) -> tuple[np.ndarray, np.ndarray,
                                                                        float]:
-    missing = [k for k in ("rul", "event_id") if k not in meta]
+    missing = [k for k in EVENT_META if k not in meta]
     if missing:
         raise DataError(f"event metric {name!r} needs test_meta[{missing[0]!r}] (per window: "
                         "'rul' = time to the next failure, inf if none; 'event_id' = that "
@@ -183,9 +185,27 @@ def by_failure_mode(fn: EventMetricFn, y: np.ndarray, scores: np.ndarray,
     return out
 
 
-EVENT_METRICS: dict[str, EventMetricFn] = {
-    "failures_detected_at_1pct_far": failures_detected,
-    "failures_caught_ahead_at_1pct_far": failures_caught_ahead,
-    "median_lead_time_at_1pct_far": median_lead_time,
+def event_metric(fn: EventMetricFn) -> Callable[[Any], Metric]:
+    """The registry factory of the event metric ``fn``: a :class:`sslcore.sdk.Metric` that
+    reads :data:`EVENT_META`, scores binary tasks only and is broken down per failure mode."""
+
+    def factory(params: Any) -> Metric:
+        from sslcore.sdk import Metric
+
+        return Metric(fn, needs_meta=EVENT_META, binary_only=True, by_group=by_failure_mode)
+
+    return factory
+
+
+# name -> (fn, description): what plugin.py registers, all higher-is-better.
+EVENT_METRICS: dict[str, tuple[EventMetricFn, str]] = {
+    "failures_detected_at_1pct_far": (
+        failures_detected, "share of test failures with any alert in their run-up, at a 1% "
+        "false-alarm rate on healthy windows"),
+    "failures_caught_ahead_at_1pct_far": (
+        failures_caught_ahead, "share of test failures first alerted at least one label "
+        "horizon ahead (72 h in the recipe), at a 1% false-alarm rate"),
+    "median_lead_time_at_1pct_far": (
+        median_lead_time, "median time from the first alert to the failure over the detected "
+        "test failures, at a 1% false-alarm rate"),
 }
-EVENT_LOWER_IS_BETTER: set[str] = set()
