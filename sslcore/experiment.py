@@ -174,6 +174,22 @@ def _record_geometry(encoder: Any, out: Path, run_id: str) -> None:
     (out / "geometry.json").write_text(json.dumps(tags, indent=2) + "\n")
 
 
+# What an image-folder loader left out or flagged (sslcore.data.image_folders), as
+# <name>.txt artifacts of the parent run: path and reason per line.
+_FILE_LISTS = {"skipped_files": "skipped (unreadable, skip_bad_files: true)",
+               "dropped_files": "dropped (a copy of a test file)",
+               "duplicate_files": "duplicated within a split (kept)"}
+
+
+def _write_file_lists(data: SSLData, out: Path) -> None:
+    for name, what in _FILE_LISTS.items():
+        entries = getattr(data, name, None) or []
+        if entries:
+            lines = [f"{path}\t{reason}" for path, reason in entries]
+            (out / f"{name}.txt").write_text(f"# {len(entries)} file(s) {what}\n"
+                                             + "\n".join(lines) + "\n")
+
+
 def _dropped_markdown(dropped: dict[str, str]) -> str:
     if not dropped:
         return ""
@@ -189,7 +205,6 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
     from sslcore.data_fit import fit_config_to_data
     from sslcore.distributed import pick_device
     from sslcore.evaluate.plots import confusion_matrix_plot, label_efficiency_plot
-    from sslcore.serving import log_best_model
     from sslcore.sweep import run_sweep
     from sslcore.pretraining import run_pretraining
     from sslcore.train.build import build_pretraining
@@ -266,9 +281,10 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
             _vertical_artifacts(cfg, registries, ArtifactContext(
                 cfg, data, sweep.fitted_at_top, encoder, device, out), parent_id)
             _record_geometry(encoder, out, parent_id)
+            _write_file_lists(data, out)
             tracking.log_artifacts(parent_id, out)
-        model_uri = log_best_model(best_model, data.labeled_x[:5],
-                                   data.feature_names, data.class_names)
+        model_uri = tracking.log_best_model(best_model, data.labeled_x[:5],
+                                            data.feature_names, data.class_names)
         tracking.set_tags(parent_id, {"sslcore.model_uri": model_uri})
     return Report(table, sweep.results, parent_id, exp_id, tracking.resolve_uri(cfg.tracking.uri),
                   cfg, hl, f"{best[0]}/{best[1]}", model_uri, sweep.labeled_counts, timings,

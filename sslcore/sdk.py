@@ -93,6 +93,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_images": ("sslcore.data.image_files", "provisional"),
     "scan_class_folders": ("sslcore.data.image_files", "provisional"),
     "scan_images": ("sslcore.data.image_files", "provisional"),
+    "load_image_folders": ("sslcore.data.image_folders", "provisional"),
+    "LabeledFiles": ("sslcore.data.image_folders", "provisional"),
+    "ImageFolderData": ("sslcore.data.image_folders", "provisional"),
     # distributed pretraining
     "gather_with_grad": ("sslcore.distributed", "provisional"),
     "all_reduce_mean_": ("sslcore.distributed", "provisional"),

@@ -1,9 +1,10 @@
-"""The best downstream model as an MLflow pyfunc model: features in, scores out."""
+"""The best downstream model as an MLflow pyfunc model: features in, scores out.
+
+``sslcore.tracking.log_best_model`` logs it; this module only defines what it does when loaded.
+"""
 
 from __future__ import annotations
 
-import logging
-import warnings
 from typing import Any
 
 import numpy as np
@@ -42,36 +43,3 @@ class SSLCoreModel(PythonModel):
     def predict(self, context, model_input, params=None):  # untyped: MLflow reads hints
         return self.method.predict_scores(self._as_array(model_input))
 
-
-def log_best_model(method: Any, x_example: np.ndarray, feature_names: list[str] | None,
-                   class_names: list[str] | None) -> str:
-    """Log under the active run as ``model`` with a signature; return the model URI."""
-    import mlflow
-    import pandas as pd
-    import sklearn
-    import torch
-    from mlflow.models import infer_signature
-
-    import sslcore
-
-    wrapper = SSLCoreModel(method, x_example.shape[1:], feature_names, class_names)
-    if feature_names and x_example.ndim == 2:
-        example: Any = pd.DataFrame(x_example, columns=feature_names)
-    else:
-        example = x_example
-    signature = infer_signature(example, wrapper.predict(None, example))
-    requirements = [f"sslcore=={sslcore.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                    f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
-    # MLflow warns that python models are cloudpickled; that is deliberate here (the model
-    # object holds torch and scikit-learn parts), so keep the demo output clean.
-    mlflow_logger = logging.getLogger("mlflow")
-    level = mlflow_logger.level
-    mlflow_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = mlflow.pyfunc.log_model(name="model", python_model=wrapper,
-                                           signature=signature, pip_requirements=requirements)
-    finally:
-        mlflow_logger.setLevel(level)
-    return info.model_uri

@@ -1,6 +1,9 @@
 """MLflow: the experiment's parent run, child runs, artifacts and the served model.
 
-Only rank 0 talks to MLflow. Child runs are written with MlflowClient in three calls each
+The one module that writes to MLflow: run lifecycle (parent and child runs, FAILED on an
+exception), tags, params, metrics, artifacts and the logged model. Orchestration
+(``experiment``, ``pretraining``, the CLI's torchrun launcher) calls it; data, training and
+evaluation never do (an import-linter contract). Only rank 0 talks to MLflow. Child runs are written with MlflowClient in three calls each
 (create, log_batch, terminate) because a sweep makes a hundred of them.
 """
 
@@ -208,3 +211,42 @@ def log_artifacts(run_id: str, directory: str | os.PathLike[str]) -> None:
     from mlflow import MlflowClient
 
     MlflowClient().log_artifacts(run_id, str(directory))
+
+
+def log_best_model(method: Any, x_example: Any, feature_names: list[str] | None,
+                   class_names: list[str] | None) -> str:
+    """Log a fitted Method under the active run as the pyfunc ``model`` (with a signature and
+    pinned requirements); return the model URI."""
+    import logging
+    import warnings
+
+    import mlflow
+    import pandas as pd
+    import sklearn
+    import torch
+    from mlflow.models import infer_signature
+
+    import sslcore
+    from sslcore.serving import SSLCoreModel
+
+    wrapper = SSLCoreModel(method, x_example.shape[1:], feature_names, class_names)
+    if feature_names and x_example.ndim == 2:
+        example: Any = pd.DataFrame(x_example, columns=feature_names)
+    else:
+        example = x_example
+    signature = infer_signature(example, wrapper.predict(None, example))
+    requirements = [f"sslcore=={sslcore.__version__}", f"torch=={torch.__version__.split('+')[0]}",
+                    f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
+    # MLflow warns that python models are cloudpickled; that is deliberate here (the model
+    # object holds torch and scikit-learn parts), so keep the demo output clean.
+    mlflow_logger = logging.getLogger("mlflow")
+    level = mlflow_logger.level
+    mlflow_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.pyfunc.log_model(name="model", python_model=wrapper,
+                                           signature=signature, pip_requirements=requirements)
+    finally:
+        mlflow_logger.setLevel(level)
+    return info.model_uri

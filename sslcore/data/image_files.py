@@ -24,6 +24,9 @@ rounded to 1/255); float sources as ``float16`` when every value fits (relative 
 ignored and rewritten. The default directory is ``$SSLCORE_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/sslcore/images``, else ``~/.cache/sslcore/images``.
 
+Whole datasets (labeled, test and unlabeled files, with copies of test files dropped) go
+through :func:`sslcore.data.image_folders.load_image_folders`, which calls :func:`load_images`.
+
 Example::
 
     paths, y, classes = scan_class_folders("data/chest_xray/train")

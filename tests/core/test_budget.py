@@ -198,3 +198,21 @@ def test_pretrain_run_logs_its_plan_and_why_it_stopped(tracking_uri, tmp_path, c
     failed = [r for r in pretrain_runs() if r.info.run_id != run.info.run_id]
     assert failed[0].data.tags["sslcore.stop_reason"] == \
         "early: SSLCoreError: pretraining diverged at step 1"
+
+
+@pytest.mark.parametrize(("vertical", "rows", "at_least"), [
+    ("medical_imaging", 1200, 1000),   # ~1,200 small images: was 25 epochs x 4 = 100 steps
+    ("satellite", 1200, 1000),
+    ("sensor_maintenance", 300, 1000),
+    ("tabular", 500, 500),
+])
+def test_shipped_recipes_give_a_small_pool_enough_steps(vertical, rows, at_least):
+    from sslcore.experiment import resolve_config
+    from sslcore.plugins import load_registries
+
+    cfg = resolve_config(vertical, load_registries())
+    plan = plan_pretrain_steps(cfg.pretrain, rows, 1, cfg.budget)
+    assert plan.total >= at_least and plan.reason.startswith("floor:")
+    quick = resolve_config(vertical, load_registries(), quick=True)
+    assert quick.budget == "quick"
+    assert plan_pretrain_steps(quick.pretrain, rows, 1, quick.budget).total < plan.total

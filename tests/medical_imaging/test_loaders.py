@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -95,16 +96,38 @@ def test_unlabeled_dir_holding_the_test_set_is_refused(tmp_path: Path) -> None:
         kermany(p, seed=0)
 
 
-def test_copies_of_test_images_leave_the_unlabeled_pool(tmp_path: Path) -> None:
+def test_test_image_copied_into_unlabeled_dir_is_dropped_and_reported(tmp_path: Path,
+                                                                      caplog) -> None:
     root = kermany_tree(tmp_path / "cx")
-    test_file = next((root / "test" / "NORMAL").iterdir())
-    (tmp_path / "u").mkdir()
-    (tmp_path / "u" / "copy.jpeg").write_bytes(test_file.read_bytes())
+    test_file = sorted((root / "test" / "NORMAL").iterdir())[0]
+    copy = tmp_path / "u" / "copy.jpeg"
+    copy.parent.mkdir()
+    copy.write_bytes(test_file.read_bytes())
     jpeg(tmp_path / "u" / "other.jpeg", 999)
-    data = kermany(params(KermanyParams, tmp_path, root=root, unlabeled_dir=tmp_path / "u"),
-                   seed=0)
+    with caplog.at_level(logging.WARNING):
+        data = kermany(params(KermanyParams, tmp_path, root=root, unlabeled_dir=tmp_path / "u"),
+                       seed=0)
     assert len(data.unlabeled) == 1
-    assert data.notes["unlabeled_dropped_identical_to_test"] == 1
+    assert data.notes["dropped.duplicates_of_test"] == 1
+    assert data.dropped_files == [(str(copy), f"unlabeled: same bytes as test file {test_file}")]
+    assert "dropped as copies of test files" in caplog.text and str(copy) in caplog.text
+
+
+def test_test_dicom_exported_again_into_unlabeled_dir_is_dropped(tmp_path: Path,
+                                                                  dicom_file) -> None:
+    root = dicom_tree(tmp_path / "dcm", dicom_file)
+    # The same pixels under new UIDs (a re-export): other bytes, so caught after decoding.
+    pixels = np.random.default_rng(7).integers(0, 4000, (20, 20)).astype(np.uint16)
+    test_file = dicom_file(root / "test" / "normal" / "extra.dcm", pixels)
+    again = dicom_file(tmp_path / "archive" / "reexport.dcm", pixels)
+    dicom_file(tmp_path / "archive" / "other.dcm", pixels[::-1])
+    assert again.read_bytes() != test_file.read_bytes()
+    p = params(DicomFoldersParams, tmp_path, labeled_dir=root / "lab", test_dir=root / "test",
+               unlabeled_dir=tmp_path / "archive")
+    data = dicom_folders(p, seed=0)
+    assert len(data.unlabeled) == 1 and data.notes["dropped.duplicates_of_test"] == 1
+    assert data.dropped_files == [(str(again), f"unlabeled: same pixels as test file "
+                                               f"{test_file} after decoding")]
 
 
 # ----------------------------------------------------------------------------- bad files
@@ -135,10 +158,11 @@ def test_mixed_channels_error_then_skip(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- image_folders
 
 def test_image_folders_with_class_order_and_rgb(tmp_path: Path) -> None:
-    for split, n in (("lab", 4), ("test", 3)):
-        for cls in ("sick", "healthy"):
+    for s, (split, n) in enumerate((("lab", 4), ("test", 3))):
+        for c, cls in enumerate(("sick", "healthy")):
             for i in range(n):
-                arr = np.random.default_rng(i).integers(0, 256, (12, 14, 3), dtype=np.uint8)
+                rng = np.random.default_rng(100 * s + 10 * c + i)  # distinct images
+                arr = rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)
                 (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
                 Image.fromarray(arr).save(tmp_path / split / cls / f"{i}.png")
     p = params(ImageFoldersParams, tmp_path, labeled_dir=tmp_path / "lab",

@@ -3,6 +3,7 @@ bad files (wrong band count, corrupt TIFF) with errors naming the file."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -122,6 +123,43 @@ def test_test_tile_in_unlabeled_dir_is_refused(tmp_path, cache):
                                   unlabeled_dir=tmp_path / "test", size=16, cache_dir=cache)
     with pytest.raises(DataError, match="test set never goes into pretraining"):
         geotiff_folders(params, seed=0)
+
+
+def test_test_tile_copied_into_unlabeled_dir_is_dropped_and_reported(tmp_path, cache, caplog):
+    write_ms_folders(tmp_path / "train")
+    write_ms_folders(tmp_path / "test", per_class=2, seed=1)
+    (tmp_path / "unlabeled").mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        tifffile.imwrite(tmp_path / "unlabeled" / f"u{i}.tif", _dn(rng, 0))
+    test_tile = tmp_path / "test" / "SeaLake" / "SeaLake_1.tif"
+    copy = tmp_path / "unlabeled" / "renamed.tif"
+    copy.write_bytes(test_tile.read_bytes())
+    params = GeoTiffFoldersParams(labeled_dir=tmp_path / "train", test_dir=tmp_path / "test",
+                                  unlabeled_dir=tmp_path / "unlabeled", size=16, cache_dir=cache)
+    with caplog.at_level(logging.WARNING):
+        data = geotiff_folders(params, seed=0)
+    assert len(data.unlabeled) == 2
+    assert data.notes["dropped.duplicates_of_test"] == 1
+    assert data.dropped_files == [(str(copy), f"unlabeled: same bytes as test file {test_tile}")]
+    assert "1 tile file(s) dropped as copies of test files" in caplog.text
+
+
+def test_a_tile_filed_twice_never_sits_on_both_sides_of_the_split(tmp_path, cache):
+    write_ms_folders(tmp_path / "ms")
+    original = tmp_path / "ms" / "Forest" / "Forest_0.tif"
+    twin = tmp_path / "ms" / "Industrial" / "Industrial_twin.tif"
+    twin.write_bytes(original.read_bytes())
+    outcomes = set()
+    for seed in range(6):  # wherever the split puts the two copies, they are reported once
+        data = eurosat_ms(EuroSATParams(root=tmp_path / "ms", size=16, cache_dir=cache,
+                                        test_fraction=0.4), seed=seed)
+        test_rows = {r.tobytes() for r in data.test_x}
+        assert not any(r.tobytes() in test_rows for r in data.labeled_x)
+        ((path, reason),) = data.dropped_files + data.duplicate_files
+        assert path in (str(original), str(twin))
+        outcomes.add(reason.split(" file ")[0])
+    assert "labeled: same bytes as test" in outcomes  # the split did separate them once
 
 
 @pytest.mark.parametrize("kind, reason", [

@@ -6,33 +6,30 @@ resized array (see :mod:`sslcore.data.image_files`; default cache directory
 ``~/.cache/sslcore/images``, or ``$SSLCORE_CACHE_DIR``).
 
 The test set never reaches the unlabeled pool: when no ``unlabeled_dir`` is given, the
-labeled pool's own images (without their labels) are the unlabeled pool, and unlabeled images
-that are pixel-identical to a test image are dropped (and counted in the data card).
+labeled pool's own images (without their labels) are the unlabeled pool. The core's
+``load_image_folders`` (``sslcore.sdk``) decodes the splits and drops labeled and unlabeled
+files that copy a test file (same bytes, or same pixels after decoding), counted in the data
+card (``dropped.duplicates_of_test``) and listed in ``ImageSSLData.dropped_files``; repeats
+within a split are reported, bad files fail or are skipped (``skip_bad_files``).
 
 :data:`DATASETS` is registered in a loop by ``plugin.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.sdk import DataError, SSLData
+from sslcore.sdk import DataError, ImageFolderData, SSLData
 
 KERMANY_CLASSES = ["NORMAL", "PNEUMONIA"]
 
-
-@dataclass
-class ImageSSLData(SSLData):
-    """SSLData plus the files a loader skipped (``(path, reason)``), for skipped_files.txt."""
-
-    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+# SSLData plus the files a loader skipped or dropped (``(path, reason)``), for the artifacts.
+ImageSSLData = ImageFolderData
 
 
 # ----------------------------------------------------------------------------- params
@@ -174,70 +171,17 @@ def _scan_labeled(dirs: list[Path], class_names: list[str] | None,
 def _from_folders(params: Any, labeled_dirs: list[Path], test_dir: Path, *, channels: int,
                   decoder: Callable[[Path], np.ndarray] | None, class_names: list[str] | None,
                   source: str, extensions: tuple[str, ...] | None = None) -> SSLData:
-    from sslcore.sdk import default_cache_dir, IMAGE_EXTENSIONS, load_images, scan_images
+    from sslcore.sdk import IMAGE_EXTENSIONS, LabeledFiles, default_cache_dir, load_image_folders
 
     ext = extensions or IMAGE_EXTENSIONS
     lab_paths, lab_y, names = _scan_labeled(labeled_dirs, class_names, ext)
     test_paths, test_y, _ = _scan_labeled([test_dir], names, ext)
-    test_set = {p.resolve() for p in test_paths}
-    leaked = [p for p in lab_paths if p.resolve() in test_set]
-    if leaked:
-        raise DataError(f"{leaked[0]} is both a labeled and a test image; the test folder "
-                        "must be separate from the labeled folders")
-    cache_dir = (params.cache_dir or default_cache_dir()) if params.cache else None
-
-    def load(paths: list[Path]) -> Any:
-        return load_images(paths, size=params.size, channels=channels, cache_dir=cache_dir,
-                           skip_bad_files=params.skip_bad_files, decoder=decoder)
-
-    lab, test = load(lab_paths), load(test_paths)
-    skipped = lab.skipped + test.skipped
-    notes: dict[str, Any] = {"image_size": params.size}
-    if params.unlabeled_dir is not None:
-        unl_paths = scan_images(params.unlabeled_dir, ext)
-        inside = [p for p in unl_paths if p.resolve() in test_set]
-        if inside:
-            raise DataError(f"unlabeled_dir {params.unlabeled_dir} contains test images (e.g. "
-                            f"{inside[0]}); the test set never goes into pretraining: point "
-                            "unlabeled_dir at a folder without the test split")
-        if not unl_paths:
-            raise DataError(f"unlabeled_dir {params.unlabeled_dir} holds no images with "
-                            f"extensions {', '.join(ext)}")
-        unl = load(unl_paths)
-        skipped += unl.skipped
-        unlabeled = unl.x
-        notes["unlabeled_source"] = str(params.unlabeled_dir)
-    else:
-        unlabeled = lab.x
-        notes["unlabeled_source"] = ("the labeled pool's images, without labels (no "
-                                     "unlabeled_dir given); pretraining never sees a label")
-    unlabeled, dropped = _drop_copies_of(unlabeled, test.x)
-    if dropped:
-        notes["unlabeled_dropped_identical_to_test"] = dropped
-    for what, got in (("labeled", lab), ("test", test)):
-        if len(got.kept) == 0:
-            raise DataError(f"every {what} image was skipped as unreadable; see the first: "
-                            f"{got.skipped[0][0]}: {got.skipped[0][1]}")
-    if len(unlabeled) == 0:
-        raise DataError("the unlabeled pool is empty after skipping bad files and test copies")
-    notes["skipped_files"] = len(skipped)
-    data = ImageSSLData(
-        unlabeled=unlabeled, labeled_x=lab.x, labeled_y=lab_y[lab.kept], test_x=test.x,
-        test_y=test_y[test.kept], sources=[source], class_names=names, notes=notes,
-        skipped_files=[(str(p), r) for p, r in skipped])
-    return data.validate()
-
-
-def _row_hashes(x: np.ndarray) -> list[bytes]:
-    return [hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest()
-            for row in x]
-
-
-def _drop_copies_of(pool: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, int]:
-    """Drop pool images pixel-identical to a test image (the same file copied twice)."""
-    test_hashes = set(_row_hashes(test))
-    keep = np.array([h not in test_hashes for h in _row_hashes(pool)], dtype=bool)
-    return (pool if keep.all() else pool[keep]), int((~keep).sum())
+    return load_image_folders(
+        LabeledFiles(lab_paths, lab_y), LabeledFiles(test_paths, test_y), params.unlabeled_dir,
+        size=params.size, channels=channels, class_names=names, source=source, decoder=decoder,
+        cache_dir=(params.cache_dir or default_cache_dir()) if params.cache else None,
+        skip_bad_files=params.skip_bad_files, extensions=ext, noun="image",
+        notes={"image_size": params.size})
 
 
 DATASETS: dict[str, tuple[Callable[..., SSLData], type[BaseModel], str]] = {

@@ -12,7 +12,7 @@ the deepest whose map is at least ``min_cells`` wide (4 x 4 here: layer3 at 64 p
 :func:`write_artifacts` is the recipe's artifacts function: ``saliency.png`` shows a few test
 images (fixed, not cherry-picked: the first pneumonia and normal images of the test set) with
 the SSL fine-tuned model's map beside the scratch baseline's and each model's predicted
-probability; ``skipped_files.txt`` lists files a loader skipped, when there are any. With more
+probability. With more
 than two classes (a user's own labels), the first test image of each class is shown with the
 map of its own class. The parent run is also tagged with the encoder's geometry
 (``sslcore.geometry.*``: image size, and the size a ResNet upsamples small images to).
@@ -155,17 +155,12 @@ def _trained_model(fitted: dict[tuple[str, str], Any], arm: str, component: str,
 
 
 def write_artifacts(ctx: Any) -> None:
-    """The recipe's artifacts: ``saliency.png`` and, if files were skipped, skipped_files.txt
-    (the core records the encoder's geometry itself)."""
+    """The recipe's artifacts: ``saliency.png`` (the core records the encoder's geometry and
+    the files a loader skipped, dropped or found duplicated)."""
     import torch
 
     from sslcore.sdk import predict_scores
 
-    skipped = getattr(ctx.data, "skipped_files", None) or []
-    if skipped:
-        lines = [f"{path}\t{reason}" for path, reason in skipped]
-        (ctx.out_dir / "skipped_files.txt").write_text(
-            f"# {len(skipped)} file(s) skipped (skip_bad_files: true)\n" + "\n".join(lines) + "\n")
     labels = {r.label: r.name for r in list(ctx.cfg.heads) + list(ctx.cfg.baselines)}
     models = [m for m in (_trained_model(ctx.fitted, "ssl", "finetune", labels),
                           _trained_model(ctx.fitted, "baseline", "scratch", labels)) if m]

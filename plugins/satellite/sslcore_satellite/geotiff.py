@@ -10,7 +10,7 @@ or a corrupt file is a ``DataError`` naming the file, or skipped with ``skip_bad
 
 Example::
 
-    from sslcore.data.image_files import load_images
+    from sslcore.sdk import load_images
     loaded = load_images(paths, size=64, channels=13, decoder=GeoTiffDecoder(bands=13))
 """
 

@@ -1,6 +1,6 @@
 """File loaders: EuroSAT RGB (JPEG), EuroSAT MS (13-band GeoTIFF) and generic GeoTIFF folders.
 
-All use ``sslcore.data.image_files`` (scan, decode, resize, cache, bad-file handling) with
+All use the core's image-folder loader (scan, decode, resize, cache, bad files, test copies) with
 PIL for JPEG and :class:`~sslcore_satellite.geotiff.GeoTiffDecoder` for GeoTIFF. Scales: RGB
 JPEGs are 8-bit, so 0..1 after /255; GeoTIFF digital numbers are reflectance x 10000, so
 /10000 (``scale``) gives reflectance, the synthetic tiles' scale. Per-band normalization is
@@ -10,7 +10,10 @@ Splits. EuroSAT ships one folder per class and no test split: a stratified ``tes
 is held out (deterministic by the experiment's seed); the remaining tiles are the labeled pool,
 and, without their labels, the unlabeled pool (the standard SSL protocol: pretrain on the
 training images, label a fraction of them). ``unlabeled_dir`` adds a folder of unlabeled tiles
-instead. The test tiles never enter the unlabeled pool.
+instead. The test tiles never enter the unlabeled pool or the labeled pool: the core's
+``load_image_folders`` (``sslcore.sdk``) drops a file that copies a test tile (same bytes, or
+same pixels after decoding), counts it in the data card (``dropped.duplicates_of_test``) and
+lists it in ``dropped_files``; repeats within a split are reported.
 
 Layouts::
 
@@ -22,25 +25,17 @@ Layouts::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sslcore.sdk import DataError, SSLData
+from sslcore.sdk import DataError, ImageFolderData, SSLData
 from sslcore_satellite.bands import N_BANDS, REFLECTANCE_SCALE
 from sslcore_satellite.geotiff import GEOTIFF_EXTENSIONS, GeoTiffDecoder
 
 JPEG_EXTENSIONS = (".jpg", ".jpeg", ".png")
-
-
-@dataclass
-class TileSSLData(SSLData):
-    """SSLData plus the files a loader skipped (``(path, reason)``), listed in the report."""
-
-    skipped_files: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _FolderParams(BaseModel):
@@ -100,14 +95,14 @@ def _split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, 
 
 def load_folders(params: _FolderParams, *, labeled_dir: Path, test_dir: Path | None,
                  channels: int, decoder: Any, extensions: tuple[str, ...], seed: int,
-                 source: str) -> TileSSLData:
-    """Class folders (+ optional test and unlabeled folders) -> validated :class:`TileSSLData`.
+                 source: str) -> ImageFolderData:
+    """Class folders (+ optional test and unlabeled folders) -> validated ``ImageFolderData``.
 
     Raises:
         DataError: missing folders, class folders that differ between labeled and test, a bad
             file (unless ``skip_bad_files``), or a test tile inside ``unlabeled_dir``.
     """
-    from sslcore.sdk import default_cache_dir, load_images, scan_class_folders, scan_images
+    from sslcore.sdk import LabeledFiles, default_cache_dir, load_image_folders, scan_class_folders
 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0xCA9]))
     paths, y, names = scan_class_folders(labeled_dir, extensions)
@@ -122,43 +117,14 @@ def load_folders(params: _FolderParams, *, labeled_dir: Path, test_dir: Path | N
             raise DataError(f"{test_dir} has class folders {test_names} but {labeled_dir} has "
                             f"{names}; both need the same classes")
         test_paths, test_y = _subsample(test_paths, test_y, params.max_per_class, rng)
-    cache = (params.cache_dir or default_cache_dir()) if params.cache else None
-
-    def load(files: list[Path]) -> Any:
-        return load_images(files, size=params.size, channels=channels, cache_dir=cache,
-                           skip_bad_files=params.skip_bad_files, decoder=decoder)
-
-    lab, test = load(paths), load(test_paths)
-    skipped = lab.skipped + test.skipped
-    notes: dict[str, Any] = {"tile_size": params.size, "reflectance_scale":
-                             "8-bit / 255" if channels == 3 and decoder is None else
-                             f"DN / {getattr(decoder, 'scale', REFLECTANCE_SCALE):g}"}
-    if params.unlabeled_dir is not None:
-        unl_paths = scan_images(params.unlabeled_dir, extensions)
-        test_files = {p.resolve() for p in test_paths}
-        leaked = [p for p in unl_paths if p.resolve() in test_files]
-        if leaked:
-            raise DataError(f"unlabeled_dir {params.unlabeled_dir} contains the test tile "
-                            f"{leaked[0]}; the test set never goes into pretraining")
-        if not unl_paths:
-            raise DataError(f"unlabeled_dir {params.unlabeled_dir} holds no files with "
-                            f"extensions {', '.join(extensions)}")
-        unl = load(unl_paths)
-        skipped += unl.skipped
-        unlabeled = unl.x
-        notes["unlabeled_source"] = str(params.unlabeled_dir)
-    else:
-        unlabeled = lab.x  # the same array: no copy
-        notes["unlabeled_source"] = "the labeled pool's tiles, without labels"
-    for what, got in (("labeled", lab), ("test", test)):
-        if len(got.kept) == 0:
-            raise DataError(f"every {what} tile was skipped as unreadable; the first: "
-                            f"{got.skipped[0][0]}: {got.skipped[0][1]}")
-    notes["skipped_files"] = len(skipped)
-    return TileSSLData(unlabeled=unlabeled, labeled_x=lab.x, labeled_y=y[lab.kept],
-                       test_x=test.x, test_y=test_y[test.kept], sources=[source],
-                       class_names=list(names), notes=notes,
-                       skipped_files=[(str(p), r) for p, r in skipped]).validate()
+    scale = ("8-bit / 255" if channels == 3 and decoder is None else
+             f"DN / {getattr(decoder, 'scale', REFLECTANCE_SCALE):g}")
+    return load_image_folders(
+        LabeledFiles(paths, y), LabeledFiles(test_paths, test_y), params.unlabeled_dir,
+        size=params.size, channels=channels, class_names=names, source=source, decoder=decoder,
+        cache_dir=(params.cache_dir or default_cache_dir()) if params.cache else None,
+        skip_bad_files=params.skip_bad_files, extensions=extensions, noun="tile",
+        notes={"tile_size": params.size, "reflectance_scale": scale})
 
 
 def eurosat_rgb(params: EuroSATParams, *, seed: int) -> SSLData:
