@@ -135,7 +135,7 @@ def full_step(task, pool, args, device):
         batch = pool.index_select(0, perm[pos * args.batch:(pos + 1) * args.batch])
         if device.type == "cuda":
             batch = batch.pin_memory().to(device, non_blocking=True)
-        loss, _ = _train_step(model, task, batch, opt, params, cfg, device, gen, i, 0, 1)
+        loss, _, _ = _train_step(model, task, batch, opt, params, cfg, device, gen, i, 0, 1)
         task.on_step_end()
         losses.append(loss)
 

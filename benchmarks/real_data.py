@@ -197,6 +197,15 @@ def _score(report: Any, arm: str | None, method: str | None, fraction: float) ->
     return f"{method} {t['mean'][0]:.3f} ± {t['std'][0]:.3f}"
 
 
+def _chosen(report: Any, arm: str, chosen: tuple[str, float] | None, fraction: float) -> str:
+    """The headline's choice for an arm: one method with its spread, or the methods tied on
+    validation with their mean test score (the report's representative of a tie)."""
+    if chosen is None:
+        return "-"
+    cell = _score(report, arm, chosen[0], fraction)
+    return cell if cell != "-" else f"{chosen[0]}: {chosen[1]:.3f}"
+
+
 def _best_label_free(result: EntryResult, fraction: float) -> tuple[str | None, str | None]:
     """(arm, method) of the label-free method with the best validation mean at ``fraction``."""
     import polars as pl
@@ -234,8 +243,8 @@ def table_rows(result: EntryResult) -> list[str]:
         free_arm, free = _best_label_free(result, f)
         rows.append(
             f"| {e.name} | {e.vertical} | {e.primary_metric} | {f:g} "
-            f"| {_score(report, 'ssl', ssl and ssl[0], f)} "
-            f"| {_score(report, 'baseline', base and base[0], f)} "
+            f"| {_chosen(report, 'ssl', ssl, f)} "
+            f"| {_chosen(report, 'baseline', base, f)} "
             f"| {_score(report, None, REFERENCE, f)} "
             f"| {_score(report, free_arm, free, f)} "
             f"| {'-' if result.pretrain_steps is None else result.pretrain_steps} "

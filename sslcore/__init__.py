@@ -21,6 +21,7 @@ from sslcore.errors import (  # noqa: E402
     DataError,
     DuplicateComponentError,
     PluginLoadError,
+    RunInterrupted,
     SSLCoreError,
     UnknownComponentError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "PretextTask",
     "Registry",
     "Report",
+    "RunInterrupted",
     "SSLCoreError",
     "SSLData",
     "UnknownComponentError",

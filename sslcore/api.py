@@ -19,7 +19,7 @@ __all__ = ["Report", "compare", "finetune", "load_model", "pretrain"]
 
 def _prepare(vertical_or_config: Any, data: Any, *, quick: bool, tracking_uri: str | None,
              overrides: dict[str, Any] | None = None,
-             budget: str | None = None) -> tuple[Any, Any, Any]:
+             budget: str | None = None, init: Any = None) -> tuple[Any, Any, Any]:
     from sslcore.experiment import load_data, resolve_config
     from sslcore.plugins import load_registries
 
@@ -29,6 +29,8 @@ def _prepare(vertical_or_config: Any, data: Any, *, quick: bool, tracking_uri: s
         overrides["tracking"] = {"uri": tracking_uri}
     if budget:
         overrides["budget"] = budget
+    if init is not None:  # deep-merged into the recipe's backbone block
+        overrides["backbone"] = {"init": init}
     cfg = resolve_config(vertical_or_config, registries, quick=quick, overrides=overrides)
     return cfg, registries, load_data(cfg, registries, data)
 
@@ -36,7 +38,7 @@ def _prepare(vertical_or_config: Any, data: Any, *, quick: bool, tracking_uri: s
 def compare(vertical_or_config: Any, data: Any = None, *,
             label_fractions: list[float] | None = None, seeds: list[int] | None = None,
             tracking_uri: str | None = None, quick: bool = False, budget: str | None = None,
-            resume: bool = False, progress: bool = True) -> Report:
+            init: Any = None, resume: bool = False, progress: bool = True) -> Report:
     """Pretrain on the unlabeled pool, then compare SSL heads with labeled-only baselines.
 
     Args:
@@ -51,6 +53,10 @@ def compare(vertical_or_config: Any, data: Any = None, *,
         budget: ``"quick"``, ``"standard"`` or ``"thorough"``: scales every floor and cap on
             training steps (``pretrain``/``finetune`` ``min_steps``, ``max_steps``) 0.25x, 1x
             or 4x; default: the config's (``--quick`` recipes select ``quick``).
+        init: start the encoder from pretrained weights (``backbone.init``): a
+            ``.safetensors`` / ``.pt`` file, a Hugging Face directory or ``hf:<id>``,
+            ``timm:<name>.<tag>``, an sslcore export, or ``runs:/...`` / ``models:/...``; a
+            string or ``{"source": ..., "min_loaded": 0.9}``.
         resume: continue pretraining from the last checkpoint of an identical config and data.
 
     Returns:
@@ -59,7 +65,12 @@ def compare(vertical_or_config: Any, data: Any = None, *,
 
     Raises:
         ConfigError, DataError, UnknownComponentError: before any training starts.
+        RunInterrupted: SIGTERM or SIGINT (Ctrl-C) stopped the run (in the main thread, these
+            signals stop gracefully: pretraining finishes its step and checkpoints, the MLflow
+            runs are marked KILLED); ``compare(..., resume=True)`` with the same arguments
+            continues it in the same MLflow runs.
     """
+    from sslcore import interrupts
     from sslcore.experiment import run_experiment
 
     evaluation: dict[str, Any] = {}
@@ -67,51 +78,72 @@ def compare(vertical_or_config: Any, data: Any = None, *,
         evaluation["label_fractions"] = list(label_fractions)
     if seeds is not None:
         evaluation["seeds"] = list(seeds)
-    cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
-                                         tracking_uri=tracking_uri, budget=budget,
-                                         overrides={"evaluation": evaluation} if evaluation else None)
-    return run_experiment(cfg, registries, ssl_data, resume=resume, progress=progress)
+    with interrupts.stop_on_signals("sslcore.compare(<the same arguments>, resume=True)"):
+        interrupts.set_phase("while loading the config and data (no run recorded yet)")
+        cfg, registries, ssl_data = _prepare(
+            vertical_or_config, data, quick=quick, tracking_uri=tracking_uri, budget=budget,
+            init=init, overrides={"evaluation": evaluation} if evaluation else None)
+        return run_experiment(cfg, registries, ssl_data, resume=resume, progress=progress)
 
 
 def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | None = None,
-             quick: bool = False, budget: str | None = None, resume: bool = False,
-             progress: bool = True) -> Path:
+             quick: bool = False, budget: str | None = None, init: Any = None,
+             resume: bool = False, progress: bool = True) -> Path:
     """Pretrain the encoder only (single process or under torchrun); return its checkpoint dir.
 
-    ``budget`` is the step-budget preset, as for :func:`compare`.
+    ``budget`` (the step-budget preset) and ``init`` (pretrained weights to start from) are
+    as for :func:`compare`.
 
     ``compare(..., resume=True)`` with the same config and data reuses the checkpoint.
+    ``resume=True`` here continues an interrupted pretraining from its last checkpoint, in the
+    same MLflow runs (a torchrun restart of the same job reopens them too).
+
+    Raises:
+        RunInterrupted: SIGTERM or SIGINT stopped it after an optimizer step (every rank at the
+            same step), with a checkpoint of that step; its MLflow runs are KILLED.
     """
     from contextlib import nullcontext
 
-    from sslcore import tracking
+    from sslcore import interrupts, tracking
     from sslcore.distributed import cleanup_distributed, init_distributed, is_main_process
-    from sslcore.experiment import checkpoint_dir
+    from sslcore.experiment import checkpoint_dir, run_key
     from sslcore.pretraining import run_pretraining
     from sslcore.train.build import build_pretraining
 
-    cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
-                                         tracking_uri=tracking_uri, budget=budget)
-    device = init_distributed()
-    card = ssl_data.card()
-    ckpt = checkpoint_dir(cfg, card.content_hash)
-    built = build_pretraining(cfg, registries, ssl_data)
-    main = is_main_process()  # only rank 0 talks to MLflow
-    experiment = cfg.tracking.experiment or f"sslcore-{cfg.vertical}"
-    reopen = tracking.runs_to_reopen(ckpt) if main else {}  # a torchrun restart: same runs
-    run = tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-pretrain",
-                              {"sslcore.vertical": cfg.vertical, "sslcore.kind": "pretrain"},
-                              card.as_params(), run_id=reopen.get("parent")) if main else \
-        nullcontext()
-    try:
-        with run as parent:
-            if parent is not None:
-                tracking.record_run(ckpt, "parent", parent.info.run_id)
-            run_pretraining(cfg, built, ssl_data, ckpt, resume=resume, device=device,
-                            progress=progress and main, log_to_mlflow=main,
-                            reopen_run_id=reopen.get("pretrain"))
-    finally:
-        cleanup_distributed()
+    with interrupts.stop_on_signals("sslcore.pretrain(<the same arguments>, resume=True)"):
+        interrupts.set_phase("while loading the config and data (no run recorded yet)")
+        cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
+                                             tracking_uri=tracking_uri, budget=budget,
+                                             init=init)
+        device = init_distributed()
+        card = ssl_data.card()
+        ckpt = checkpoint_dir(cfg, card.content_hash)
+        built = build_pretraining(cfg, registries, ssl_data)
+        main = is_main_process()  # only rank 0 talks to MLflow
+        experiment = cfg.tracking.experiment or f"sslcore-{cfg.vertical}"
+        reopen = tracking.runs_to_reopen(ckpt) if main else {}  # a torchrun restart: same runs
+        run = tracking.parent_run(
+            cfg.tracking.uri, experiment, f"{cfg.vertical}-pretrain",
+            {"sslcore.vertical": cfg.vertical, "sslcore.kind": "pretrain"}, card.as_params(),
+            run_id=reopen.get("parent"), resume=resume,
+            config_hash=run_key(cfg, card.content_hash, registries.plugin_versions())) \
+            if main else nullcontext()
+        try:
+            with run as parent:
+                child = reopen.get("pretrain")
+                if parent is not None:
+                    tracking.record_run(ckpt, "parent", parent.info.run_id)
+                    if child is None and resume:  # --resume: the interrupted run's child
+                        prior = tracking.latest_child(parent.info.experiment_id,
+                                                      parent.info.run_id, "pretrain")
+                        child = prior[0] if prior and prior[1] != "FINISHED" else None
+                interrupts.set_phase("before pretraining")
+                run_pretraining(cfg, built, ssl_data, ckpt, resume=resume, device=device,
+                                progress=progress and main, log_to_mlflow=main,
+                                reopen_run_id=child)
+        finally:
+            with interrupts.shielded():
+                cleanup_distributed()
     return ckpt
 
 

@@ -1,6 +1,8 @@
 """The `sslcore` command: thin argument parsing over the Python API.
 
-Only this module turns errors into exit codes: SSLCoreError -> 2 with the message on stderr.
+Only this module turns errors into exit codes: SSLCoreError -> 2 with the message on stderr;
+RunInterrupted (a SIGTERM or SIGINT that stopped `run` or `pretrain` gracefully) -> 128 + the
+signal's number, with the command that resumes the run on stderr.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ def _ints(text: str) -> list[int]:
 
 
 def _target(args: argparse.Namespace) -> Any:
-    """The vertical name, or the config file with the vertical filled in."""
+    """The vertical name, or the config file with the vertical filled in; ``--init`` sets
+    ``backbone.init`` on top (keeping the file's ``min_loaded``)."""
     if not args.config:
-        return args.vertical
+        init = getattr(args, "init", None)
+        return {"vertical": args.vertical, "backbone": {"init": init}} if init else args.vertical
     from sslcore.config import load_yaml
     from sslcore.errors import ConfigError
 
@@ -37,6 +41,11 @@ def _target(args: argparse.Namespace) -> Any:
     if named != args.vertical:
         raise ConfigError(f"vertical: {args.config} is for {named!r} but the command line names "
                           f"{args.vertical!r}")
+    if getattr(args, "init", None) and isinstance(raw.setdefault("backbone", {}), dict):
+        old = raw["backbone"].get("init")
+        keep = {"min_loaded": old["min_loaded"]} if isinstance(old, dict) and \
+            "min_loaded" in old else {}
+        raw["backbone"]["init"] = {"source": args.init} | keep
     return raw
 
 
@@ -54,14 +63,24 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resume_command(args: argparse.Namespace) -> str:
+    """This command line with ``--resume``: what continues the run after an interruption."""
+    import shlex
+
+    argv = list(getattr(args, "argv", None) or [])
+    return shlex.join(["sslcore", *argv, *([] if "--resume" in argv else ["--resume"])])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from sslcore import interrupts
     from sslcore.api import compare
     from sslcore.evaluate.report import reference_sentences
 
-    report = compare(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
-                     budget=args.budget, resume=args.resume,
-                     label_fractions=args.label_fractions, seeds=args.seeds,
-                     progress=not args.no_progress)
+    with interrupts.resume_hint(_resume_command(args)):
+        report = compare(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
+                         budget=args.budget, resume=args.resume,
+                         label_fractions=args.label_fractions, seeds=args.seeds,
+                         progress=not args.no_progress)
     print()
     print(report)
     hl = report.headline
@@ -69,7 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for row in hl.rows:
         ssl, base, ref = row["best_ssl"], row["best_baseline"], row.get("reference")
         if ssl and base:
-            verdict = "SSL wins" if row["ssl_wins"] else "baseline wins"
+            verdict = ("SSL wins" if row["ssl_wins"] else
+                       "level" if ssl[1] == base[1] else "baseline wins")
             plain = f" (plain reference {ref[0]} {ref[1]:.4f})" if ref else ""
             print(f"  {row['label_fraction']:>6.1%} labels: best SSL {ssl[0]} {ssl[1]:.4f} vs best "
                   f"baseline {base[0]} {base[1]:.4f} -> {verdict}{plain}")
@@ -85,22 +105,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _launch_and_close_runs(forward: list[str], args: argparse.Namespace) -> int:
-    """torchrun the workers; if they finally fail, mark their MLflow runs FAILED."""
+    """torchrun the workers; if they finally fail, mark their MLflow runs FAILED.
+
+    A SIGTERM or SIGINT to this launcher goes to torchrun and on to the workers, which stop
+    gracefully (rank 0 marks the runs KILLED); runs still RUNNING after that are marked KILLED
+    here, and the resume command is printed.
+    """
+    import signal
     import tempfile
 
     from sslcore.distributed import launch_torchrun
+    from sslcore.interrupts import RESUME_ENV
     from sslcore.tracking import RUN_RECORD_ENV, fail_recorded_runs
 
+    resume = _resume_command(args)
     with tempfile.TemporaryDirectory(prefix="sslcore-launch-") as tmp:
         record = os.path.join(tmp, "runs.json")
         os.environ[RUN_RECORD_ENV] = record  # inherited by torchrun and its workers
+        os.environ[RESUME_ENV] = resume  # the workers' stop messages and tags name this command
         try:
             code = launch_torchrun(forward, nproc=args.nproc, nnodes=args.nnodes,
                                    rdzv_endpoint=args.rdzv_endpoint,
                                    max_restarts=args.max_restarts)
         finally:
             os.environ.pop(RUN_RECORD_ENV, None)
-        if code != 0:
+            os.environ.pop(RESUME_ENV, None)
+        stopped = {128 + s: signal.Signals(s).name for s in (signal.SIGTERM, signal.SIGINT)}
+        if code in stopped:
+            for run_id in fail_recorded_runs(record, "KILLED", f"interrupted: {stopped[code]}",
+                                             resume):
+                print(f"marked MLflow run {run_id} KILLED", file=sys.stderr)
+            print(f"sslcore: stopped by {stopped[code]}; resume with: {resume}", file=sys.stderr)
+        elif code != 0:
             for run_id in fail_recorded_runs(record):
                 print(f"marked MLflow run {run_id} FAILED", file=sys.stderr)
         return code
@@ -115,14 +151,41 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         forward += ["--resume"] if args.resume or args.max_restarts else []
         forward += ["--tracking-uri", args.tracking_uri] if args.tracking_uri else []
         forward += ["--budget", args.budget] if args.budget else []
+        forward += ["--init", args.init] if args.init else []
         return _launch_and_close_runs(forward, args)
+    from sslcore import interrupts
     from sslcore.api import pretrain
 
-    ckpt = pretrain(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
-                    budget=args.budget, resume=args.resume, progress=not args.no_progress)
+    with interrupts.resume_hint(_resume_command(args)):  # under torchrun: the launcher's
+        ckpt = pretrain(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
+                        budget=args.budget, resume=args.resume, progress=not args.no_progress)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ckpt}; `sslcore run {args.vertical} --resume` with the same config "
               "reuses it")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from sslcore.errors import ConfigError
+    from sslcore.export import export
+
+    spec = None
+    if args.spec:
+        try:
+            spec = json.loads(open(args.spec).read())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--spec: {args.spec} is not a readable JSON file ({exc})") from None
+    out = export(args.source, args.out_dir, spec=spec, input_shape=args.input_shape,
+                 tracking_uri=args.tracking_uri)
+    cfg = json.loads((out / "config.json").read_text())
+    print(f"exported the {cfg['sslcore']['backbone']} encoder to {out}: load it with "
+          f"`backbone.init: {out}` (or --init {out})")
+    if cfg["sslcore"]["library"] == "timm":
+        print(f"  plain timm: timm.create_model('local-dir:{out.resolve()}', pretrained=True)")
+    elif cfg["sslcore"]["library"] == "transformers":
+        print(f"  plain transformers: AutoModel.from_pretrained('{out.resolve()}')")
     return 0
 
 
@@ -153,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
         p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        p.add_argument("--init", help="start the encoder from pretrained weights (sets "
+                       "backbone.init): a .safetensors/.pt file, a Hugging Face or `sslcore "
+                       "export` directory, timm:<name>.<tag>, hf:<org>/<model>, runs:/<run "
+                       "id>[/path] or models:/<name>/<version>")
 
     run = sub.add_parser("run", help="pretrain, then compare SSL with labeled-only baselines")
     common(run)
@@ -168,6 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--max-restarts", type=int, default=0, help="restarts after a rank dies")
     pre.set_defaults(func=cmd_pretrain)
 
+    exp = sub.add_parser("export", help="write a pretrained encoder as model.safetensors + "
+                         "config.json, loadable by backbone.init, timm or transformers")
+    exp.add_argument("source", help="a pretraining checkpoint directory or file, runs:/<run "
+                     "id>[/path] (a pretrain run or its experiment run) or models:/...")
+    exp.add_argument("out_dir", help="the directory to write (created)")
+    exp.add_argument("--spec", help="JSON file {\"name\", \"params\", \"input_shape\"} of the "
+                     "backbone, when the checkpoint has no backbone.json")
+    exp.add_argument("--input-shape", type=_ints, help="per-sample shape, e.g. 1,64,64, when "
+                     "the run recorded none")
+    exp.add_argument("--tracking-uri", help="MLflow store of a URI source")
+    exp.set_defaults(func=cmd_export)
+
     ui = sub.add_parser("ui", help="the MLflow UI on the local store, 127.0.0.1, one worker")
     ui.add_argument("--tracking-uri")
     ui.add_argument("--port", type=int, default=5000)
@@ -178,10 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
-    from sslcore.errors import SSLCoreError
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    from sslcore.errors import RunInterrupted, SSLCoreError
 
     try:
         return args.func(args)
+    except RunInterrupted as exc:
+        if int(os.environ.get("RANK", "0") or 0) == 0:  # one message per torchrun job
+            print(f"sslcore: {exc.reason}", file=sys.stderr)
+            if exc.killed_runs:
+                print(f"sslcore: MLflow runs marked KILLED: {', '.join(exc.killed_runs)}",
+                      file=sys.stderr)
+            if exc.resume_command:
+                print(f"sslcore: resume with: {exc.resume_command}", file=sys.stderr)
+        return exc.exit_code
     except SSLCoreError as exc:
         config = getattr(args, "config", None)
         where = f"{config}: " if config and config not in str(exc) else ""

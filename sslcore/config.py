@@ -18,8 +18,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -59,6 +61,43 @@ class ComponentRef(_Strict):
     @property
     def label(self) -> str:
         return self.alias or self.name
+
+
+class InitConfig(_Strict):
+    """Where the backbone's initial weights come from (``backbone.init``); see
+    :mod:`sslcore.init`. A bare string is read as ``{"source": <string>}``."""
+
+    source: str = Field(min_length=1, description=(
+        "a local .safetensors / .pt state dict, a Hugging Face model directory or an sslcore "
+        "export (`sslcore export`); timm:<name>.<tag> (e.g. timm:resnet18.a1_in1k); "
+        "hf:<org>/<model>; or an MLflow URI of an earlier run or model (runs:/<id>[/path], "
+        "models:/<name>/<version>)"))
+    file: str | None = Field(None, description="the weights file of a timm: source, "
+                             "downloaded where there is network (timm loads it through its "
+                             "pretrained_cfg_overlay); a local directory for an hf: source")
+    min_loaded: float = Field(0.9, ge=0.0, le=1.0, description="fail unless at least this "
+                              "fraction of the backbone's parameters comes from the source")
+
+
+class BackboneRef(ComponentRef):
+    """The backbone block: a registered backbone, its params, and optionally ``init``."""
+
+    init: InitConfig | None = Field(None, description="initial weights from a pretrained "
+                                    "model (default: random initialisation)")
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _source_string(cls, v: Any) -> Any:
+        return {"source": v} if isinstance(v, str) else v
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_init(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Without init, the block dumps as before: pretraining keys (checkpoint directories)
+        # of existing configs stay the same.
+        out = handler(self)
+        if out.get("init", 0) is None:
+            del out["init"]
+        return out
 
 
 class PretrainConfig(_StepBudget):
@@ -153,7 +192,7 @@ class ExperimentConfig(_Strict):
         "from-scratch baselines); None: the pretraining augmentations. Pretraining "
         "augmentations set what the encoder learns to ignore; supervised training may need "
         "other ones")
-    backbone: ComponentRef
+    backbone: BackboneRef
     pretext: ComponentRef
     heads: list[ComponentRef]
     baselines: list[ComponentRef] = Field(default_factory=list)
@@ -225,6 +264,18 @@ def validate_config(raw: dict[str, Any], source: str = "") -> ExperimentConfig:
         raise ConfigError(format_validation_error(exc, source=source)) from None
 
 
+def _accepts_init(factory: Any) -> bool:
+    """True when a backbone factory takes ``init=`` (an ``init`` parameter or ``**kwargs``).
+    Here, not in sslcore.init: configs never import the loaders (nor, through them, MLflow)."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "init" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def check_components(cfg: ExperimentConfig, registries: Any) -> None:
     """Resolve every component and metric name and validate every params block; errors carry
     the dotted path."""
@@ -245,6 +296,12 @@ def check_components(cfg: ExperimentConfig, registries: Any) -> None:
             entry.params.model_validate(ref.params)
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, prefix=f"{path}.params")) from None
+    if cfg.backbone.init is not None and not _accepts_init(
+            registries.backbones.get(cfg.backbone.name).factory):
+        raise ConfigError(f"backbone.init: backbone {cfg.backbone.name!r} cannot load "
+                          "pretrained weights (its factory takes no init argument); remove "
+                          "backbone.init or pick a backbone that does (timm, resnet18, "
+                          "vit_tiny, mlp, hf_vision)")
     labels = [r.label for r in cfg.heads + cfg.baselines]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:

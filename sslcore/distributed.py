@@ -143,6 +143,21 @@ def barrier() -> None:
         dist.barrier()
 
 
+def any_rank(flag: bool, device: torch.device | None = None) -> bool:
+    """True when ``flag`` is set on any rank (one all-reduce); ``flag`` itself without a group.
+
+    How the ranks agree to stop together when a signal reached only some of them.
+    """
+    if not is_distributed():
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([int(flag)], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def gather_with_grad(t: torch.Tensor) -> torch.Tensor:
     """Concatenate ``t`` from every rank along dim 0, keeping gradients to every rank's part.
 
@@ -205,6 +220,36 @@ def launch_torchrun(module_args: list[str], nproc: int, nnodes: int = 1,
 
     torchrun (not a hand-written launcher) sets RANK/WORLD_SIZE/LOCAL_RANK, restarts failed
     workers up to ``max_restarts`` times and tears every rank down when one fails.
+
+    A SIGTERM or SIGINT sent to this process alone (a scheduler signalling the job's main
+    process) is passed on to torchrun, which passes it to its workers: they finish their step,
+    checkpoint and exit. The return value is then ``128 + signal`` unless torchrun still
+    ended cleanly. (torchrun starts each worker in its own session, so a signal to this
+    process group reaches the workers only through torchrun.)
     """
+    import signal
+    import threading
+
     cmd = torchrun_command(module_args, nproc, nnodes, rdzv_endpoint, max_restarts)
-    return subprocess.run(cmd, check=False).returncode
+    received: list[int] = []
+    proc = subprocess.Popen(cmd)
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    stops = (signal.SIGTERM, signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, forward) for s in stops} if main else {}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if proc.poll() is None:  # this process is being torn down: do not leave torchrun
+            proc.terminate()
+            proc.wait()
+    return 128 + received[0] if received and code != 0 else code

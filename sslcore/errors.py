@@ -36,3 +36,54 @@ class DuplicateComponentError(SSLCoreError):
 
 class CheckpointError(SSLCoreError):
     """A checkpoint file is missing, truncated or does not match the model."""
+
+
+class RunInterrupted(SSLCoreError):
+    """A stop signal (SIGTERM, SIGINT) ended the run at a safe point.
+
+    Pretraining finished its current optimizer step and wrote a checkpoint; every open MLflow
+    run was marked KILLED with the tags ``sslcore.stop_reason`` and ``sslcore.resume_command``.
+    ``signal`` is the signal number, ``exit_code`` is ``128 + signal`` (what the CLI exits
+    with), ``resume_command`` continues the run, ``killed_runs`` lists the MLflow run ids
+    marked KILLED and ``step`` is the pretraining step it stopped at (None outside pretraining).
+    """
+
+    def __init__(self, signum: int, where: str, *, step: int | None = None,
+                 resume_command: str | None = None) -> None:
+        self.signal, self.where, self.step = signum, where, step
+        self.resume_command = resume_command
+        self.killed_runs: list[str] = []
+        super().__init__(self._text())
+
+    @property
+    def signal_name(self) -> str:
+        import signal
+
+        try:
+            return signal.Signals(self.signal).name
+        except ValueError:
+            return f"signal {self.signal}"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal
+
+    @property
+    def reason(self) -> str:
+        """What stopped the run and where, for the ``sslcore.stop_reason`` tag."""
+        return f"interrupted: {self.signal_name} {self.where}"
+
+    def _text(self) -> str:
+        resume = f"; resume with: {self.resume_command}" if self.resume_command else ""
+        return f"stopped by {self.signal_name} {self.where}{resume}"
+
+    def __str__(self) -> str:
+        return self._text()
+
+    def __reduce__(self):  # picklable with its keyword fields
+        return (_rebuild_interrupted, (self.signal, self.where, self.step, self.resume_command))
+
+
+def _rebuild_interrupted(signum: int, where: str, step: int | None,
+                         resume_command: str | None) -> RunInterrupted:
+    return RunInterrupted(signum, where, step=step, resume_command=resume_command)

@@ -99,6 +99,9 @@ def resolve_config(vertical_or_config: Any, registries: Any, *, quick: bool = Fa
 
 
 def load_data(cfg: ExperimentConfig, registries: Any, data: Any = None) -> SSLData:
+    from sslcore import interrupts
+
+    interrupts.fault_point("load_data")  # the crash tests' hook; inert otherwise
     if data is None:
         entry = registries.datasets.get(cfg.dataset.name)
         loaded = entry.build(cfg.dataset.params, seed=cfg.pretrain.seed)
@@ -127,6 +130,19 @@ def pretrain_key(cfg: ExperimentConfig, content_hash: str) -> str:
     parts["budget"] = cfg.budget  # the preset scales the planned steps, so the LR schedule
     blob = json.dumps(parts, sort_keys=True) + content_hash
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def run_key(cfg: ExperimentConfig, content_hash: str, plugin_versions: dict[str, str]) -> str:
+    """Identifies a run's config, data and code: the ``sslcore.config_hash`` tag.
+
+    ``--resume`` reattaches to the interrupted run with this key, and a start marks the
+    orphaned runs of this key on other hosts KILLED. The tracking block is left out (the store
+    is where the key is looked up); everything else, ``output_dir`` included (the checkpoints
+    live there), is in.
+    """
+    blob = json.dumps({"config": cfg.model_dump(exclude={"tracking"}), "data": content_hash,
+                       "plugins": plugin_versions}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def checkpoint_dir(cfg: ExperimentConfig, content_hash: str) -> Path:
@@ -201,13 +217,22 @@ def _dropped_markdown(dropped: dict[str, str]) -> str:
 
 def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                    resume: bool = False, progress: bool = True) -> Report:
-    from sslcore import tracking
+    """Pretraining, the sweep and the report, recorded in one parent run.
+
+    With ``resume``, an interrupted parent run of the same config, data and plugins (KILLED by
+    a stop signal or as an orphan, or FAILED) is reattached: pretraining continues in its
+    ``pretrain`` child from the last checkpoint (or is reused if it had finished), the sweep
+    reuses the metrics of the child runs that FINISHED and fits only the others, so the report
+    is the one an uninterrupted run makes and no child is logged twice.
+    """
+    from sslcore import interrupts, tracking
     from sslcore.data_fit import fit_config_to_data
     from sslcore.distributed import pick_device
     from sslcore.evaluate.plots import confusion_matrix_plot, label_efficiency_plot
     from sslcore.sweep import run_sweep
     from sslcore.pretraining import run_pretraining
     from sslcore.train.build import build_pretraining
+    from sslcore.train.checkpoint import latest_checkpoint
 
     cfg, data = fit_config_to_data(cfg, registries, data)  # drop what the data cannot feed
     dropped = {k.removeprefix("dropped."): v for k, v in data.notes.items()
@@ -221,14 +246,24 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
     params |= {f"plugin.{k}": v for k, v in registries.plugin_versions().items()}
     tags = {"sslcore.vertical": cfg.vertical, "sslcore.kind": "experiment",
             "sslcore.primary_metric": ev.primary_metric}
+    key = run_key(cfg, card.content_hash, registries.plugin_versions())
     with tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-compare", tags,
-                             params) as parent:
+                             params, config_hash=key, resume=resume) as parent:
         parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
         start = time.perf_counter()
+        interrupts.set_phase("before pretraining")
         built = build_pretraining(cfg, registries, data)
-        encoder = run_pretraining(cfg, built, data, checkpoint_dir(cfg, card.content_hash),
-                                  resume=resume,
-                                  device=device, progress=progress, log_to_mlflow=True)
+        ckpt_dir = checkpoint_dir(cfg, card.content_hash)
+        # A reattached run (--resume): continue its pretrain child, or reuse it if it finished.
+        prior = tracking.latest_child(exp_id, parent_id, "pretrain") if resume else None
+        reuse = (prior is not None and prior[1] == "FINISHED"
+                 and latest_checkpoint(ckpt_dir) is not None)
+        encoder = run_pretraining(cfg, built, data, ckpt_dir, resume=resume, device=device,
+                                  progress=progress, log_to_mlflow=not reuse,
+                                  reopen_run_id=prior[0] if prior and prior[1] != "FINISHED"
+                                  else None)
+        logged = tracking.finished_children(exp_id, parent_id) if resume else {}
+        n_logged = [0]
 
         def log_child(arm: str, method: str, component: str, fraction: float, seed: int,
                       per_class: list[int], metrics: dict[str, float]) -> None:
@@ -241,10 +276,15 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                 params={"component": component, "n_labeled": sum(per_class)}
                 | {f"n_labeled.{n}": c for n, c in zip(names, per_class, strict=True)},
                 metrics=metrics)
+            n_logged[0] += 1
+            interrupts.fault_point("child", n_logged[0])  # the crash tests' hook
 
         timings = {"pretrain": time.perf_counter() - start}
+        interrupts.set_phase("during the few-label sweep (the fits logged so far are reused "
+                             "by --resume)")
         sweep = run_sweep(cfg, registries, data, encoder, built.make_backbone,
-                          built.finetune_augment, device, log_child, progress)
+                          built.finetune_augment, device, log_child, progress, logged=logged)
+        interrupts.set_phase("while writing the report (the sweep is complete and logged)")
         timings |= {f"fit.{k}": v for k, v in sweep.timings.items()}
         mlflow_metrics = {f"seconds.{k}": v for k, v in timings.items()}
         table = summarize(sweep.results)
@@ -283,6 +323,7 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
             _record_geometry(encoder, out, parent_id)
             _write_file_lists(data, out)
             tracking.log_artifacts(parent_id, out)
+        interrupts.fault_point("artifacts")  # the crash tests' hook
         model_uri = tracking.log_best_model(best_model, data.labeled_x[:5],
                                             data.feature_names, data.class_names)
         tracking.set_tags(parent_id, {"sslcore.model_uri": model_uri})

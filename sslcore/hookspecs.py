@@ -94,7 +94,10 @@ def sslcore_register_backbones(registry: Registry[Backbone]) -> None:
 
     A factory ``factory(params, input_shape=tuple)`` returns a :class:`Backbone`: an
     ``nn.Module`` mapping a batch to ``(N, embed_dim)``. Use timm for images and
-    transformers/torch for sequences and tables, always without hub weights. Runs on every rank.
+    transformers/torch for sequences and tables. A factory that also takes ``init=`` starts
+    from pretrained weights (``backbone.init``: a file, a timm or Hugging Face name, an MLflow
+    URI): call ``sslcore.sdk.load_init(backbone, init)``, which adapts input channels, drops
+    heads, reports what loaded and refuses a mostly failed load. Runs on every rank.
 
     Example::
 

@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
-from sslcore import tracking
+from sslcore import interrupts, tracking
 from sslcore.config import ExperimentConfig
 from sslcore.contracts import Backbone
 from sslcore.data.ssl_data import SSLData
+from sslcore.export import write_backbone_spec
+from sslcore.errors import RunInterrupted
 from sslcore.train.build import Built
 
 
@@ -30,7 +32,11 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
     the step plan as params (``budget``, ``planned_steps``, ``steps_per_epoch``,
     ``pretrain_batch_size``) and why it ended as the tag ``sslcore.stop_reason`` (the plan's
     reason, or ``early: ...``). ``reopen_run_id`` continues that run instead (a torchrun
-    restart of the same job).
+    restart of the same job, or ``--resume`` after an interruption): its metric history goes
+    on, each step once (steps re-run after the last checkpoint are not logged twice). A stop
+    signal ends the run KILLED with the tags ``sslcore.stop_reason`` (the signal and step) and
+    ``sslcore.resume_command``, after the checkpoint of that step is written, and raises
+    RunInterrupted.
     """
     from sslcore.distributed import is_main_process
     from sslcore.train.pretrain import pretrain_encoder
@@ -42,20 +48,26 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
     with ctx as run:
         if run is not None:
             tracking.record_run(ckpt_dir, "pretrain", run.info.run_id)
-        on_metrics = tracking.metrics_logger(run.info.run_id) if run is not None else None
+        on_metrics = (tracking.metrics_logger(run.info.run_id, resumed=reopen_run_id is not None)
+                      if run is not None else None)
         if run is not None:
             tracking.log_params(run.info.run_id,
                                 tracking.flatten("pretrain", cfg.pretrain.model_dump())
                                 | {"checkpoint_dir": str(ckpt_dir)})
         on_plan = _plan_logger(run.info.run_id) if run is not None else None
+        if run is not None:
+            _log_init_report(run.info.run_id, built.task.backbone, ckpt_dir)
         try:
             result = pretrain_encoder(built.task, data.unlabeled, cfg.pretrain,
                                       checkpoint_dir=ckpt_dir, resume=resume, device=device,
                                       on_metrics=on_metrics, on_plan=on_plan,
                                       progress=progress)
+        except RunInterrupted:
+            raise  # the run is marked KILLED, with the stop's reason, by tracking.child_run
         except BaseException as exc:
             if run is not None:
-                with suppress(Exception):  # never hide the failure behind a tracking error
+                # Never hide the failure behind a tracking error or a stop signal.
+                with suppress(Exception), interrupts.shielded():
                     _set_stop_reason(run.info.run_id, f"early: {type(exc).__name__}: {exc}")
             raise
         if run is not None:
@@ -70,8 +82,26 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
                 step=result.steps)
             if result.final_checkpoint and Path(result.final_checkpoint).exists():
                 tracking.log_artifact(run.info.run_id, result.final_checkpoint, "checkpoint")
+                # What `sslcore export` needs to rebuild the encoder without this config.
+                spec = write_backbone_spec(ckpt_dir, cfg, data.input_shape, built.task.backbone)
+                tracking.log_artifact(run.info.run_id, spec, "checkpoint")
     encoder = built.task.backbone.to(device).eval()
     return encoder
+
+
+def _log_init_report(run_id: str, backbone: Any, ckpt_dir: Path) -> None:
+    """With ``backbone.init``: the loading report as ``init_report.json`` and the source and
+    its SHA-256 as the tag ``sslcore.init``."""
+    report = getattr(backbone, "init_report", None)
+    if report is None:
+        return
+    info = report.to_dict()
+    path = Path(ckpt_dir) / "init_report.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.to_json())
+    digests = ",".join(f["sha256"][:12] for f in info.get("files", []))
+    tracking.set_tags(run_id, {"sslcore.init": f"{info['source']} (sha256 {digests})"})
+    tracking.log_artifact(run_id, path)
 
 
 def _plan_logger(run_id: str) -> Callable[[Any], None]:

@@ -14,7 +14,8 @@ Stability, per name (see ``STABILITY``):
 - **provisional**: :class:`Metric` (what ``sslcore_register_metrics`` registers: new, its
   fields may still grow), and helpers plugins reuse today (embedding and score helpers, the
   shared supervised loop and its step plan, the reusable baselines, the image-folder loader,
-  the distributed helpers). Their signatures may still change in a minor version; the changelog
+  the distributed helpers, ``load_init`` / ``resolve_init`` / ``InitReport`` / ``InitError``
+  for backbones that take ``backbone.init``). Their signatures may still change in a minor version; the changelog
   says so when they do.
 
 Example (a plugin's ``plugin.py``)::
@@ -96,6 +97,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_image_folders": ("sslcore.data.image_folders", "provisional"),
     "LabeledFiles": ("sslcore.data.image_folders", "provisional"),
     "ImageFolderData": ("sslcore.data.image_folders", "provisional"),
+    # pretrained weights: backbone.init (sslcore.init)
+    "load_init": ("sslcore.init", "provisional"),
+    "resolve_init": ("sslcore.init", "provisional"),
+    "InitReport": ("sslcore.init", "provisional"),
+    "InitError": ("sslcore.init", "provisional"),
+    "InitMismatchError": ("sslcore.init", "provisional"),
+    "config_overrides": ("sslcore.init.hf", "provisional"),
     # distributed pretraining
     "gather_with_grad": ("sslcore.distributed", "provisional"),
     "all_reduce_mean_": ("sslcore.distributed", "provisional"),

@@ -51,8 +51,17 @@ def _methods(cfg: ExperimentConfig) -> list[tuple[str, ComponentRef]]:
 
 def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Backbone,
               make_backbone: Any, augment: Any, device: torch.device,
-              log_child: Any | None, progress: bool = True) -> SweepResult:
-    """Fit and score every (arm, method, fraction, seed); ``log_child(...)`` writes a run."""
+              log_child: Any | None, progress: bool = True,
+              logged: dict[tuple[str, str, str, int], dict[str, float]] | None = None
+              ) -> SweepResult:
+    """Fit and score every (arm, method, fraction, seed); ``log_child(...)`` writes a run.
+
+    ``logged``: the metrics of child runs an interrupted attempt already logged, keyed by
+    (arm, method, ``f"{fraction:g}"``, seed) (``tracking.finished_children``). Those fits
+    are not redone or logged again: their logged test and validation scores go into the
+    results as they are. The models the report needs (the first seed at the largest fraction)
+    are fitted again, without logging.
+    """
     from tqdm.auto import tqdm
 
     ev = cfg.evaluation
@@ -80,6 +89,20 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                               augment=augment, cache=cache)
             for arm, ref in methods:
                 bar.set_postfix_str(f"{ref.label} @ {subset.fraction:g}, seed {seed}")
+                done = (logged or {}).get((arm, ref.label, f"{subset.fraction:g}", seed))
+                keep = subset.fraction == top and seed == ev.seeds[0]
+                if done is not None:
+                    n_child += 1  # logged by the interrupted attempt: its scores count
+                    rows += _logged_rows(done, "test_", ev.metrics, subset.fraction, seed, arm,
+                                         ref.label)
+                    val_rows += _logged_rows(done, "val_", [ev.primary_metric],
+                                             subset.fraction, seed, arm, ref.label,
+                                             breakdown=False)
+                    timings[ref.label] = (timings.get(ref.label, 0.0)
+                                          + done.get("fit_seconds", 0.0))
+                    if not keep:
+                        bar.update(1)
+                        continue
                 registry = registries.heads if arm == "ssl" else registries.baselines
                 method = registry.get(ref.name).build(ref.params)
                 start = time.perf_counter()
@@ -94,6 +117,10 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                     if not method.uses_labels:
                         label_free[key] = (method, scores)
                 fit_s = time.perf_counter() - start
+                if done is not None:  # refitted only for the report's models
+                    fitted[(arm, ref.label)] = method
+                    bar.update(1)
+                    continue
                 timings[ref.label] = timings.get(ref.label, 0.0) + fit_s
                 # Every fit is scored on its validation split: choosing the best method of
                 # an arm on the test set would flatter the arm with more methods.
@@ -132,6 +159,22 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
     return SweepResult(pl.DataFrame(rows, schema=RESULT_SCHEMA),
                        pl.DataFrame(val_rows, schema=RESULT_SCHEMA), fitted, mean_counts,
                        n_child, timings)
+
+
+def _logged_rows(metrics: dict[str, float], prefix: str, names: list[str], fraction: float,
+                 seed: int, arm: str, method: str, breakdown: bool = True
+                 ) -> list[dict[str, Any]]:
+    """Result rows from a logged child run's metrics (``test_auprc``, ``test_auprc.group``...),
+    in the order the sweep makes them: each named metric, then (``breakdown``) its groups."""
+    rows = []
+    for name in names:
+        found = [name] if prefix + name in metrics else []
+        if breakdown:
+            found += sorted(k[len(prefix):] for k in metrics
+                            if k.startswith(f"{prefix}{name}."))
+        rows += [{"label_fraction": fraction, "seed": seed, "arm": arm, "method": method,
+                  "metric": m, "value": metrics[prefix + m]} for m in found]
+    return rows
 
 
 def _with_encoder(ctx: FitContext, encoder: Backbone) -> FitContext:

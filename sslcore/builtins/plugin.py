@@ -9,7 +9,7 @@ from __future__ import annotations
 from sslcore import hookimpl
 from sslcore.builtins import verticals
 from sslcore.builtins.augmentations import image, tabular
-from sslcore.builtins.backbones import mlp, timm_backbone
+from sslcore.builtins.backbones import hf_vision, mlp, timm_backbone
 from sslcore.builtins.baselines import hist_gbm, logreg_raw, pyod_detectors, scratch
 from sslcore.builtins.datasets import parquet_files, synthetic_tabular
 from sslcore.builtins.heads import embedding_anomaly, finetune, gbm_on_embeddings, linear_probe
@@ -29,7 +29,8 @@ from sslcore.registry import NoParams, Registry
 # (tests/core/test_image_contracts.py), not on the tabular rows of test_builtins.py.
 IMAGE_COMPONENTS = frozenset({
     "random_resized_crop", "random_flip", "random_rot90", "intensity_jitter", "image_noise",
-    "gaussian_blur", "band_dropout", "timm", "resnet18", "vit_tiny", "simclr", "byol", "mae"})
+    "gaussian_blur", "band_dropout", "timm", "resnet18", "vit_tiny", "hf_vision", "simclr", "byol",
+    "mae"})
 
 
 @hookimpl
@@ -53,12 +54,15 @@ def sslcore_register_backbones(registry: Registry) -> None:
     registry.add("mlp", mlp.MLPBackbone, params=mlp.MLPParams,
                  description="MLP for tabular rows with a robust, clipped standardizer")
     registry.add("timm", timm_backbone.TimmBackbone, params=timm_backbone.TimmParams,
-                 description="any timm image model by name (never pretrained), per-channel "
-                 "normalizer fitted on the unlabeled pool")
+                 description="any timm image model by name (pretrained weights through "
+                 "backbone.init), per-channel normalizer fitted on the unlabeled pool")
     registry.add("resnet18", timm_backbone.resnet18, params=timm_backbone.ResNet18Params,
                  description="timm ResNet-18 for images of any channel count (512-d)")
     registry.add("vit_tiny", timm_backbone.vit_tiny, params=timm_backbone.ViTTinyParams,
                  description="timm ViT-Tiny with 8 px patches at the data's image size (192-d)")
+    registry.add("hf_vision", hf_vision.HFVisionBackbone, params=hf_vision.HFVisionParams,
+                 description="transformers ViT or DINOv2 (ViT-Tiny shape, or backbone.init's "
+                 "model, e.g. hf:facebook/dinov2-small) at the data's channels and size")
 
 
 @hookimpl

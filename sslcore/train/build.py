@@ -44,8 +44,11 @@ class _FreshBackbone:
         self.entry, self.params, self.input_shape = entry, params, data.input_shape
         self._unlabeled = data.unlabeled_array()
 
-    def __call__(self) -> Backbone:
-        backbone = self.entry.build(self.params, input_shape=self.input_shape)
+    def __call__(self, init: Any = None) -> Backbone:
+        """A fresh backbone: random, or with ``init``'s pretrained weights (``backbone.init``,
+        given only for the encoder pretraining starts from, never for baselines)."""
+        extra = {"init": init} if init is not None else {}
+        backbone = self.entry.build(self.params, input_shape=self.input_shape, **extra)
         if hasattr(backbone, "fit_normalizer"):  # statistics of the unlabeled pool, no labels
             backbone.fit_normalizer(self._unlabeled)
         return backbone
@@ -65,6 +68,6 @@ def build_pretraining(cfg: ExperimentConfig, registries: Any, data: SSLData) -> 
     finetune_augment = augment if cfg.finetune_augmentations is None else \
         build_augment(cfg.finetune_augmentations)
     task = registries.pretext_tasks.get(cfg.pretext.name).build(
-        cfg.pretext.params, backbone=make_backbone(), augment=augment,
+        cfg.pretext.params, backbone=make_backbone(init=cfg.backbone.init), augment=augment,
         input_shape=data.input_shape)
     return Built(task, augment, make_backbone, finetune_augment)

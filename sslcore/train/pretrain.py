@@ -14,7 +14,9 @@ All randomness is a pure function of ``(seed, step, rank)``: ``task.loss`` gets 
 seeded from it, and the global RNG (dropout, ...) is reseeded from it inside a forked RNG
 context each step. A checkpoint holds the model, optimizer, scheduler and the position
 (step, epoch, batch within the epoch), so a killed run resumed from it continues with the same
-next batch, learning rate and random numbers as a run that was never interrupted.
+next batch, learning rate and random numbers as a run that was never interrupted. A stop
+signal (SIGTERM, SIGINT; see :mod:`sslcore.interrupts`) ends the loop after the current step,
+the same step on every rank (the flag rides on the step's loss all-reduce), with a checkpoint.
 
 Under DDP every trainable parameter must take part in ``task.loss`` (freeze the others, e.g.
 an EMA teacher, with ``requires_grad_(False)``). BatchNorm layers are converted to compute
@@ -42,10 +44,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
+from sslcore import interrupts
 from sslcore.config import PretrainConfig
 from sslcore.contracts import PretextTask
 from sslcore.data.parquet_pool import ParquetPool
-from sslcore.distributed import init_distributed, rank, world_size
+from sslcore.distributed import any_rank, init_distributed, rank, world_size
 from sslcore.errors import CheckpointError, ConfigError, SSLCoreError
 from sslcore.train.budget import StepPlan, plan_pretrain_steps
 from sslcore.train.checkpoint import LAST, load_checkpoint, save_checkpoint
@@ -187,8 +190,13 @@ def _resume(path: Path, task: PretextTask, opt: torch.optim.Optimizer, sched: An
 def _train_step(model: nn.Module, task: PretextTask, batch: torch.Tensor,
                 opt: torch.optim.Optimizer, params: list[nn.Parameter], cfg: PretrainConfig,
                 device: torch.device, gen: torch.Generator, step: int, rk: int,
-                world: int) -> tuple[float, float]:
-    """One optimizer step over ``grad_accum_steps`` micro-batches; (global mean loss, grad norm)."""
+                world: int) -> tuple[float, float, bool]:
+    """One optimizer step over ``grad_accum_steps`` micro-batches.
+
+    Returns (global mean loss, grad norm, stop): ``stop`` is True when a stop signal reached
+    any rank before this step's loss all-reduce, which carries the flag, so every rank
+    decides at the same step without another collective (one process: this process's flag).
+    """
     accum = cfg.grad_accum_steps
     micro = batch.shape[0] // accum
     opt.zero_grad(set_to_none=True)
@@ -212,9 +220,12 @@ def _train_step(model: nn.Module, task: PretextTask, batch: torch.Tensor,
                 (loss.float() / accum).backward()
             loss_sum += loss.detach().float()
     mean = loss_sum / accum
+    stop = interrupts.requested() is not None
     if world > 1:
-        dist.all_reduce(mean)  # gloo has no AVG: sum, then divide
-        mean /= world
+        # The loss and the stop flag in one all-reduce (gloo has no AVG: sum, then divide).
+        packed = torch.stack([mean, torch.tensor(float(stop), device=device)])
+        dist.all_reduce(packed)
+        mean, stop = packed[0] / world, bool(packed[1] > 0)
     value = float(mean)
     if not math.isfinite(value):  # every rank sees the same value, so all raise together
         raise SSLCoreError(f"pretraining diverged at step {step + 1}: the loss is {value}; "
@@ -222,7 +233,7 @@ def _train_step(model: nn.Module, task: PretextTask, batch: torch.Tensor,
                            "pretrain.bf16: false (checkpoints written so far are good)")
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP_NORM))
     opt.step()
-    return value, grad_norm
+    return value, grad_norm, stop
 
 
 def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConfig, *,
@@ -254,7 +265,11 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
     Raises:
         ConfigError: ``cfg.batch_size`` is not divisible by world size x grad_accum_steps.
         DataError: the pool is too small for 2 rows per rank.
-        CheckpointError: the checkpoint to resume from is corrupt or from another config.
+        CheckpointError: the checkpoint to resume from is corrupt or from another config,
+            or a checkpoint could not be written (the previous one is left intact).
+        RunInterrupted: a stop signal arrived (inside ``sslcore.interrupts.stop_on_signals``):
+            the current step finished, every rank stopped after it and rank 0 wrote the
+            checkpoint for that step; resuming continues exactly from there.
     """
     world, rk = world_size(), rank()
     _validate(task, cfg, world)  # everything checkable is checked before any work, on all ranks
@@ -322,49 +337,61 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
     bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", dynamic_ncols=True,
                disable=None if (progress and main) else True, file=sys.stderr)
     t0 = t_log = time.perf_counter()
-    step_log, perm, perm_epoch = step, None, -1
-    try:
-        while step < total:
-            if shard is not None:
-                batch = shard.batch(epoch, pos, local_b, cfg.seed)
-            else:
-                if perm_epoch != epoch:
-                    perm, perm_epoch = epoch_permutation(n, cfg.seed, epoch), epoch
-                lo = pos * big_b + rk * local_b  # this rank's slice of global batch `pos`
-                batch = data.index_select(0, perm[lo:lo + local_b])
-            if dev.type == "cuda":
-                batch = batch.pin_memory().to(dev, non_blocking=True)
-                if channels_last:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-            lr = opt.param_groups[0]["lr"]  # the rate this step uses; sched.step() moves it on
-            loss, grad_norm = _train_step(model, task, batch, opt, params, cfg, dev, gen,
-                                          step, rk, world)
-            sched.step()
-            task.on_step_end()
-            step, pos = step + 1, pos + 1
-            if pos == per_epoch:
-                epoch, pos = epoch + 1, 0
-            losses.append(loss)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            if main and (step % cfg.log_every == 0 or step == total) and batch.shape[0] >= 2:
-                now = time.perf_counter()
-                speed = (step - step_log) * big_b / max(now - t_log, 1e-9)
-                metrics = {"loss": loss, "lr": lr, "grad_norm": grad_norm,
-                           "samples_per_second": speed,
-                           **monitor.update(embed(task.backbone, batch, cfg.bf16), step)}
-                t_log, step_log = now, step
-                if on_metrics is not None:
-                    on_metrics(metrics, step)
-            if main and step % cfg.checkpoint_every == 0:
-                save()
-                saved_step = step
-    finally:
-        bar.close()
-    if main and saved_step != step:
-        save()
-    if world > 1 and dist.is_initialized():
-        dist.barrier()  # no rank returns before rank 0 has written the final checkpoint
+    step_log, perm, perm_epoch, stop = step, None, -1, False
+    # A stop signal (SIGTERM, SIGINT) only sets a flag in here: the current step finishes,
+    # every rank stops after the same step, and the checkpoint below is written for it.
+    with interrupts.deferred():
+        try:
+            while step < total and not stop:
+                if shard is not None:
+                    batch = shard.batch(epoch, pos, local_b, cfg.seed)
+                else:
+                    if perm_epoch != epoch:
+                        perm, perm_epoch = epoch_permutation(n, cfg.seed, epoch), epoch
+                    lo = pos * big_b + rk * local_b  # this rank's slice of global batch `pos`
+                    batch = data.index_select(0, perm[lo:lo + local_b])
+                if dev.type == "cuda":
+                    batch = batch.pin_memory().to(dev, non_blocking=True)
+                    if channels_last:
+                        batch = batch.contiguous(memory_format=torch.channels_last)
+                lr = opt.param_groups[0]["lr"]  # this step's rate; sched.step() moves it on
+                loss, grad_norm, stop = _train_step(model, task, batch, opt, params, cfg, dev,
+                                                    gen, step, rk, world)
+                sched.step()
+                task.on_step_end()
+                step, pos = step + 1, pos + 1
+                if pos == per_epoch:
+                    epoch, pos = epoch + 1, 0
+                losses.append(loss)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                if main and (step % cfg.log_every == 0 or step == total) and batch.shape[0] >= 2:
+                    now = time.perf_counter()
+                    speed = (step - step_log) * big_b / max(now - t_log, 1e-9)
+                    metrics = {"loss": loss, "lr": lr, "grad_norm": grad_norm,
+                               "samples_per_second": speed,
+                               **monitor.update(embed(task.backbone, batch, cfg.bf16), step)}
+                    t_log, step_log = now, step
+                    if on_metrics is not None:
+                        on_metrics(metrics, step)
+                interrupts.fault_point("pretrain_step", step)  # the crash tests' hook
+                if world == 1:  # under torchrun the step's all-reduce carried the flag
+                    stop = interrupts.requested() is not None
+                if main and step % cfg.checkpoint_every == 0:
+                    save()
+                    saved_step = step
+        finally:
+            bar.close()
+        # A signal after the last step's all-reduce: agree once more, so no rank stops alone.
+        stop = any_rank(stop or interrupts.requested() is not None, dev)
+        if main and saved_step != step:
+            save()
+        if world > 1 and dist.is_initialized():
+            dist.barrier()  # no rank returns before rank 0 has written the final checkpoint
+        if stop:
+            where = (f"at pretraining step {step} of {total}, checkpoint {ckpt} written"
+                     if main else f"at pretraining step {step} of {total}")
+            raise interrupts.interrupted(where, step=step)
     wall = time.perf_counter() - t0
     return PretrainResult(
         steps=step, epochs_completed=epoch, losses=losses, final_checkpoint=ckpt,

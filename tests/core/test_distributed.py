@@ -119,16 +119,43 @@ def test_torchrun_command_rejects_bad_counts(kwargs, match):
         D.torchrun_command(["x"], **kwargs)
 
 
+class _FakeTorchrun:
+    """Stands in for the torchrun subprocess; ``signal_self`` is sent to this process while
+    the launcher waits, as a scheduler would."""
+
+    last: _FakeTorchrun | None = None
+    signal_self: int | None = None
+
+    def __init__(self, cmd):
+        self.cmd, self.received, self.code = cmd, [], 3
+        _FakeTorchrun.last = self
+
+    def wait(self):
+        if self.signal_self is not None:
+            os.kill(os.getpid(), self.signal_self)
+            self.code = 1  # torchrun stopped its workers and failed
+        return self.code
+
+    def poll(self):
+        return self.code
+
+    def send_signal(self, signum):
+        self.received.append(signum)
+
+
 def test_launch_torchrun_returns_exit_code(monkeypatch):
-    seen = {}
-
-    def fake_run(cmd, check):
-        seen["cmd"] = cmd
-        return subprocess.CompletedProcess(cmd, 3)
-
-    monkeypatch.setattr(D.subprocess, "run", fake_run)
+    monkeypatch.setattr(D.subprocess, "Popen", _FakeTorchrun)
     assert D.launch_torchrun(["run", "fraud"], nproc=2) == 3
-    assert seen["cmd"] == D.torchrun_command(["run", "fraud"], nproc=2)
+    assert _FakeTorchrun.last.cmd == D.torchrun_command(["run", "fraud"], nproc=2)
+
+
+def test_launcher_passes_a_stop_signal_to_torchrun(monkeypatch):
+    monkeypatch.setattr(D.subprocess, "Popen", _FakeTorchrun)
+    monkeypatch.setattr(_FakeTorchrun, "signal_self", signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert D.launch_torchrun(["pretrain", "fraud"], nproc=2) == 128 + signal.SIGTERM
+    assert _FakeTorchrun.last.received == [signal.SIGTERM]
+    assert signal.getsignal(signal.SIGTERM) is previous  # the launcher's handler is gone
 
 
 # --- torchrun: 2 ranks must match 1 process ------------------------------------------------

@@ -44,7 +44,8 @@ def _cases(shape, backbone, only):
     return contract_cases("sslcore", REGISTRIES, input_shape=shape, backbone=backbone, skip=skip)
 
 
-CASES = (_cases(ONE_BAND, "resnet18", KINDS["augmentations"] | {"resnet18", "vit_tiny"})
+CASES = (_cases(ONE_BAND, "resnet18", KINDS["augmentations"] | {"resnet18", "vit_tiny",
+                                                                 "hf_vision"})
          + _cases(THIRTEEN_BANDS, "resnet18", KINDS["augmentations"])
          + _cases(ONE_BAND, "vit_tiny", {"mae"}))
 

@@ -19,13 +19,16 @@ def sslcore_register_datasets(registry):  # type: ignore[no-untyped-def]
 
 @hookimpl
 def sslcore_register_backbones(registry):  # type: ignore[no-untyped-def]
-    from sslcore_sensor_maintenance.backbones import patch_transformer, tcn
+    from sslcore_sensor_maintenance.backbones import patch_transformer, patchtst, tcn
 
     registry.add("tcn", tcn.TCNBackbone, params=tcn.TCNParams,
                  description="dilated residual 1-D CNN with a per-channel normalizer")
     registry.add("patch_transformer", patch_transformer.PatchTransformerBackbone,
                  params=patch_transformer.PatchTransformerParams,
                  description="PatchTST-style patch transformer (sensors mixed per patch)")
+    registry.add("patchtst", patchtst.PatchTSTBackbone, params=patchtst.PatchTSTParams,
+                 description="transformers' PatchTSTModel (channel-independent patches); "
+                 "loads pretrained PatchTST models through backbone.init")
 
 
 @hookimpl

@@ -23,7 +23,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from torch import nn
 
 from sslcore.contracts import Backbone
 from sslcore.errors import DataError
+from sslcore.init import load_init
 
 # Rows used to estimate the normalizer's quantiles; more adds nothing but time.
 _MAX_NORMALIZER_ROWS = 200_000
@@ -82,12 +83,17 @@ class MLPBackbone(Backbone):
     Args:
         params: an :class:`MLPParams`.
         input_shape: per-sample shape; must be ``(n_features,)``.
+        init: ``backbone.init`` (see :func:`sslcore.init.load_init`): weights of an earlier
+            MLP encoder (an ``sslcore export``, a state dict, an MLflow run) with the same
+            columns and widths.
 
     Raises:
         DataError: ``input_shape`` is not one-dimensional (this encoder is for tables).
+        InitError: ``init`` cannot be found, read, or matched to this encoder.
     """
 
-    def __init__(self, params: MLPParams, *, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, params: MLPParams, *, input_shape: tuple[int, ...],
+                 init: Any = None) -> None:
         super().__init__()
         input_shape = tuple(int(d) for d in input_shape)
         if len(input_shape) != 1 or input_shape[0] < 1:
@@ -110,6 +116,8 @@ class MLPBackbone(Backbone):
             width = hidden
         layers.append(nn.Linear(width, params.embed_dim))
         self.net = nn.Sequential(*layers)
+        if init is not None:
+            load_init(self, init)
 
     @torch.no_grad()
     def fit_normalizer(self, x: np.ndarray) -> None:

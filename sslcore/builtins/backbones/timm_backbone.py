@@ -1,10 +1,14 @@
 """Image encoders from timm, with a label-free per-channel normalizer.
 
 Any timm model is built with ``pretrained=False`` (no hub, no network: it works under
-``HF_HUB_OFFLINE=1``), ``num_classes=0`` (the pooled features are the embedding) and the number
-of input channels of the data (1 for X-rays, 13 for Sentinel-2). Fixed-size models (ViTs) also
-get ``img_size`` from the data, and by default ``dynamic_img_size`` so that smaller crops
-(DINO's local views) go through the same encoder with interpolated position embeddings.
+``HF_HUB_OFFLINE=1``); ``init`` (``backbone.init``: ``timm:resnet18.a1_in1k``, a file, an
+sslcore export, see :mod:`sslcore.init`) then loads pretrained weights through timm's own
+``load_pretrained`` (input channels adapted, the classifier dropped, ViT position embeddings
+resampled) and sets ``backbone.init_report``. Models get ``num_classes=0`` (the pooled
+features are the embedding) and the number of input channels of the data (1 for X-rays, 13
+for Sentinel-2). Fixed-size models (ViTs) also get ``img_size`` from the data, and by default
+``dynamic_img_size`` so that smaller crops (DINO's local views) go through the same encoder
+with interpolated position embeddings.
 
 The geometry follows the data (:mod:`~sslcore.builtins.backbones.geometry`): a ViT's patch
 size is chosen so an image gives at least 16 tokens (``patch_size: auto``, padding when it does
@@ -14,7 +18,8 @@ the decision; it is logged once per shape when the backbone is built.
 
 Images arrive as raw intensities on a fixed scale; the normalizer (per-channel mean and std,
 fitted on the unlabeled pool, no labels) is applied inside ``forward``. Its statistics are
-buffers, so they travel in the ``state_dict`` and pickles with the model.
+buffers, so they travel in the ``state_dict`` and pickles with the model
+(:mod:`~sslcore.builtins.backbones.channel_normalizer`, shared with ``hf_vision``).
 
 Example::
 
@@ -29,12 +34,12 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from sslcore.builtins.backbones.channel_normalizer import ChannelNormalizer
 from sslcore.builtins.backbones.geometry import (
     ImageGeometry,
     check_image_shape,
@@ -44,11 +49,9 @@ from sslcore.builtins.backbones.geometry import (
     vit_geometry,
 )
 from sslcore.contracts import Backbone
-from sslcore.errors import ConfigError, DataError
+from sslcore.errors import ConfigError
+from sslcore.init import load_init
 
-# Images used to estimate the channel statistics; more adds time, not precision.
-_MAX_NORMALIZER_IMAGES = 4096
-_NORMALIZER_CHUNK = 256
 # timm arguments this wrapper sets itself; timm_kwargs may not override them.
 _RESERVED = {"pretrained", "num_classes", "in_chans", "img_size", "patch_size", "drop_path_rate",
              "dynamic_img_size", "dynamic_img_pad", "checkpoint_path", "pretrained_cfg",
@@ -68,7 +71,8 @@ class TimmParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_name: str = Field(description="a timm architecture name, e.g. resnet18, "
-                            "convnext_atto, vit_small_patch16_224 (never pretrained)")
+                            "convnext_atto, vit_small_patch16_224 (pretrained weights: "
+                            "backbone.init)")
     drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0, description="stochastic depth rate")
     patch_size: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
         "auto", description=_AUTO_PATCH)
@@ -193,7 +197,7 @@ def create_timm_model(params: TimmParams, input_shape: tuple[int, int, int], *,
     return model, geometry
 
 
-class TimmBackbone(Backbone):
+class TimmBackbone(ChannelNormalizer, Backbone):
     """Normalize per channel -> (upsample small images, CNNs) -> timm model with
     ``num_classes=0`` -> ``(N, embed_dim)``.
 
@@ -201,14 +205,19 @@ class TimmBackbone(Backbone):
         params: a :class:`TimmParams`.
         input_shape: per-sample shape ``(C, H, W)`` of the data.
         largest_patch: cap of the ``patch_size: auto`` rule (default: the architecture's).
+        init: ``backbone.init`` (see :func:`sslcore.init.load_init`): pretrained weights.
 
     Raises:
         ConfigError: ``input_shape`` is not an image shape, or the timm model cannot be built.
         DataError: the images have no channel axis or are smaller than 8 px.
+        InitError: ``init`` cannot be found, read, or matched to this model (subclasses of
+            :class:`~sslcore.errors.CheckpointError`, see :mod:`sslcore.init.errors`).
     """
 
+    native_library = "timm"  # sslcore.init: weights in timm's names load into self.model
+
     def __init__(self, params: TimmParams, *, input_shape: tuple[int, ...],
-                 largest_patch: int | None = None) -> None:
+                 largest_patch: int | None = None, init: Any = None) -> None:
         super().__init__()
         shape = check_image_shape(input_shape, params.model_name)
         self.input_shape = shape
@@ -222,9 +231,9 @@ class TimmBackbone(Backbone):
         is_vit = hasattr(self.model, "patch_embed")
         self._cnn_stride = 0 if is_vit or not info else int(info[-1].get("reduction", 0))
         self._min_side = self.geometry.min_input_side
-        self.register_buffer("channel_mean", torch.zeros(shape[0]))
-        self.register_buffer("channel_std", torch.ones(shape[0]))
-        self.register_buffer("normalizer_fitted", torch.zeros((), dtype=torch.bool))
+        self.init_normalizer(shape[0])
+        if init is not None:  # backbone.init: pretrained weights, adapted by timm, reported
+            load_init(self, init)
 
     @classmethod
     def describe_input(cls, params: TimmParams, input_shape: tuple[int, ...]) -> str:
@@ -239,54 +248,6 @@ class TimmBackbone(Backbone):
         if self.channels_last and self.channel_mean.is_cuda:  # after .to("cuda"), once per move
             self.model.to(memory_format=torch.channels_last)
         return self
-
-    @torch.no_grad()
-    def fit_normalizer(self, unlabeled: np.ndarray | torch.Tensor) -> None:
-        """Per-channel mean and std of the unlabeled pool (label-free preprocessing).
-
-        At most 4096 images (a seed-0 subsample) are read, accumulated in float64; a
-        constant channel gets std 1.
-
-        Raises:
-            DataError: the pool is not ``(N, C, H, W)`` with this backbone's C, or holds
-                non-finite values.
-        """
-        x = unlabeled if isinstance(unlabeled, torch.Tensor) else np.asarray(unlabeled)
-        c = self.input_shape[0]
-        if x.ndim != 4 or x.shape[1] != c or x.shape[0] == 0:
-            raise DataError(f"fit_normalizer expects images of shape (n, {c}, H, W), got "
-                            f"{tuple(x.shape)}")
-        if x.shape[0] > _MAX_NORMALIZER_IMAGES:  # subsample before reading (memmaps stay lazy)
-            rows = np.sort(np.random.default_rng(0).choice(x.shape[0], _MAX_NORMALIZER_IMAGES,
-                                                           replace=False))
-            x = x[torch.from_numpy(rows)] if isinstance(x, torch.Tensor) else x[rows]
-        total = torch.zeros(c, dtype=torch.float64)
-        total_sq = torch.zeros(c, dtype=torch.float64)
-        for start in range(0, x.shape[0], _NORMALIZER_CHUNK):
-            part = x[start:start + _NORMALIZER_CHUNK]
-            chunk = (part.detach().cpu().to(torch.float64) if isinstance(part, torch.Tensor)
-                     else torch.from_numpy(np.array(part, dtype=np.float64)))
-            if not torch.isfinite(chunk).all():
-                raise DataError("fit_normalizer: the unlabeled images contain NaN/inf pixels; "
-                                "fix or drop those images")
-            total += chunk.sum(dim=(0, 2, 3))
-            total_sq += chunk.square().sum(dim=(0, 2, 3))
-        count = x.shape[0] * x.shape[2] * x.shape[3]
-        mean = total / count
-        std = (total_sq / count - mean.square()).clamp_min(0.0).sqrt()
-        std = torch.where(std > 1e-12, std, torch.ones_like(std))
-        self.channel_mean.copy_(mean.to(self.channel_mean))
-        self.channel_std.copy_(std.to(self.channel_std))
-        self.normalizer_fitted.fill_(True)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw images -> per-channel standardized images (what the timm model sees)."""
-        if x.ndim != 4 or x.shape[1] != self.input_shape[0]:
-            raise DataError(f"backbone {self.model_name!r} expects (N, {self.input_shape[0]}, "
-                            f"H, W) images, got {tuple(x.shape)}")
-        mean = self.channel_mean.view(1, -1, 1, 1)
-        std = self.channel_std.view(1, -1, 1, 1)
-        return (x.to(mean.dtype) - mean) / std
 
     def _avoid_cpu_bf16_bug(self, x: torch.Tensor) -> bool:
         """True when this batch must run in float32 on CPU despite bf16 autocast.
@@ -319,20 +280,24 @@ class TimmBackbone(Backbone):
         return self.model(x)
 
 
-def resnet18(params: ResNet18Params, *, input_shape: tuple[int, ...]) -> TimmBackbone:
-    """timm ``resnet18`` (512-d embedding), never pretrained."""
+def resnet18(params: ResNet18Params, *, input_shape: tuple[int, ...],
+             init: Any = None) -> TimmBackbone:
+    """timm ``resnet18`` (512-d embedding), random unless ``init`` (``backbone.init``) names
+    pretrained weights, e.g. ``timm:resnet18.a1_in1k``."""
     return TimmBackbone(TimmParams(model_name="resnet18", **params.model_dump()),
-                        input_shape=input_shape)
+                        input_shape=input_shape, init=init)
 
 
-def vit_tiny(params: ViTTinyParams, *, input_shape: tuple[int, ...]) -> TimmBackbone:
+def vit_tiny(params: ViTTinyParams, *, input_shape: tuple[int, ...],
+             init: Any = None) -> TimmBackbone:
     """timm ``vit_tiny_patch16_224`` with 8 px patches at the data's size (smaller on small
-    images, see ``patch_size``; 192-d embedding)."""
+    images, see ``patch_size``; 192-d embedding). Pretrained 16 px weights (``init``) are
+    resampled to the patch and grid by timm."""
     kwargs = params.model_dump()
     pool = kwargs.pop("global_pool")
     return TimmBackbone(TimmParams(model_name="vit_tiny_patch16_224", **kwargs,
                                    timm_kwargs={"global_pool": pool}), input_shape=input_shape,
-                        largest_patch=8)
+                        largest_patch=8, init=init)
 
 
 def _describe_with(factory: Any) -> Any:
