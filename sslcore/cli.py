@@ -87,12 +87,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"Each arm's best method at a fraction is chosen on the {hl.chosen_on}; test scores:")
     for row in hl.rows:
         ssl, base, ref = row["best_ssl"], row["best_baseline"], row.get("reference")
+        tr = row.get("best_transfer")
         if ssl and base:
+            other, rival = "baseline", base
+            if tr:  # the verdict is against the stronger of the other arms' choices
+                sign = -1 if hl.metric in report.lower_is_better else 1
+                other, rival = max([(other, rival), ("transfer", tr)],
+                                   key=lambda c: sign * c[1][1])
             verdict = ("SSL wins" if row["ssl_wins"] else
-                       "level" if ssl[1] == base[1] else "baseline wins")
+                       "level" if ssl[1] == rival[1] else f"{other} wins")
+            transfer = f" vs best transfer {tr[0]} {tr[1]:.4f}" if tr else ""
             plain = f" (plain reference {ref[0]} {ref[1]:.4f})" if ref else ""
             print(f"  {row['label_fraction']:>6.1%} labels: best SSL {ssl[0]} {ssl[1]:.4f} vs best "
-                  f"baseline {base[0]} {base[1]:.4f} -> {verdict}{plain}")
+                  f"baseline {base[0]} {base[1]:.4f}{transfer} -> {verdict}{plain}")
     for sentence in reference_sentences(hl):
         print(sentence)
     for key, why in sorted(report.dropped.items()):

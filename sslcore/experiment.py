@@ -219,6 +219,10 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                    resume: bool = False, progress: bool = True) -> Report:
     """Pretraining, the sweep and the report, recorded in one parent run.
 
+    With ``backbone.init``, the sweep has a third arm, ``transfer``: every head again on the
+    initial encoder (the generic weights + the labels, no SSL), child runs tagged
+    ``sslcore.arm=transfer``.
+
     With ``resume``, an interrupted parent run of the same config, data and plugins (KILLED by
     a stop signal or as an orphan, or FAILED) is reattached: pretraining continues in its
     ``pretrain`` child from the last checkpoint (or is reused if it had finished), the sweep
@@ -231,7 +235,7 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
     from sslcore.evaluate.plots import confusion_matrix_plot, label_efficiency_plot
     from sslcore.sweep import run_sweep
     from sslcore.pretraining import run_pretraining
-    from sslcore.train.build import build_pretraining
+    from sslcore.train.build import build_pretraining, initial_encoder
     from sslcore.train.checkpoint import latest_checkpoint
 
     cfg, data = fit_config_to_data(cfg, registries, data)  # drop what the data cannot feed
@@ -280,10 +284,15 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
             interrupts.fault_point("child", n_logged[0])  # the crash tests' hook
 
         timings = {"pretrain": time.perf_counter() - start}
+        # With backbone.init, the transfer arm: the heads on the encoder pretraining started
+        # from (the generic weights, no domain SSL), built once for the whole sweep.
+        transfer = initial_encoder(cfg, built.make_backbone, device) \
+            if cfg.backbone.init is not None else None
         interrupts.set_phase("during the few-label sweep (the fits logged so far are reused "
                              "by --resume)")
         sweep = run_sweep(cfg, registries, data, encoder, built.make_backbone,
-                          built.finetune_augment, device, log_child, progress, logged=logged)
+                          built.finetune_augment, device, log_child, progress, logged=logged,
+                          transfer_encoder=transfer)
         interrupts.set_phase("while writing the report (the sweep is complete and logged)")
         timings |= {f"fit.{k}": v for k, v in sweep.timings.items()}
         mlflow_metrics = {f"seconds.{k}": v for k, v in timings.items()}

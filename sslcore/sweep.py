@@ -1,4 +1,8 @@
-"""The label-fraction sweep: every method of both arms on the same labeled rows, same test set."""
+"""The label-fraction sweep: every method of every arm on the same labeled rows, same test set.
+
+The arms: ``ssl`` (the heads on the SSL-pretrained encoder), ``baseline`` (labeled-only
+methods from scratch) and, with ``backbone.init``, ``transfer`` (the same heads on the initial
+encoder: the generic weights + the labels, no domain pretraining)."""
 
 from __future__ import annotations
 
@@ -46,15 +50,21 @@ def fit_context(data: SSLData, subset: LabeledSubset, cfg: ExperimentConfig, *,
 
 
 def _methods(cfg: ExperimentConfig) -> list[tuple[str, ComponentRef]]:
-    return [("ssl", r) for r in cfg.heads] + [("baseline", r) for r in cfg.baselines]
+    transfer = [("transfer", r) for r in cfg.heads] if cfg.backbone.init is not None else []
+    return ([("ssl", r) for r in cfg.heads] + [("baseline", r) for r in cfg.baselines]
+            + transfer)
 
 
 def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Backbone,
               make_backbone: Any, augment: Any, device: torch.device,
               log_child: Any | None, progress: bool = True,
-              logged: dict[tuple[str, str, str, int], dict[str, float]] | None = None
-              ) -> SweepResult:
+              logged: dict[tuple[str, str, str, int], dict[str, float]] | None = None,
+              transfer_encoder: Backbone | None = None) -> SweepResult:
     """Fit and score every (arm, method, fraction, seed); ``log_child(...)`` writes a run.
+
+    With ``cfg.backbone.init``, the heads run a second time in arm ``transfer`` on
+    ``transfer_encoder`` (default: built once here by :func:`sslcore.train.build.
+    initial_encoder` from ``make_backbone``): the same subsets, seeds, budget and test set.
 
     ``logged``: the metrics of child runs an interrupted attempt already logged, keyed by
     (arm, method, ``f"{fraction:g}"``, seed) (``tracking.finished_children``). Those fits
@@ -71,11 +81,19 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
     val_rows: list[dict[str, Any]] = []
     fitted: dict[tuple[str, str], Method] = {}
     counts: dict[float, list[list[int]]] = {}
-    label_free: dict[tuple[str, int], tuple[Method, np.ndarray]] = {}  # (method, seed) -> fit
+    label_free: dict[tuple[str, str, int], tuple[Method, np.ndarray]] = {}  # (arm, method, seed)
     cache: dict[str, Any] = {}
     timings: dict[str, float] = {}
     n_child = 0
     encoder.eval()
+    encoders: dict[str, Backbone] = {"ssl": encoder}  # the baseline arm has none
+    if cfg.backbone.init is not None:
+        if transfer_encoder is None:
+            from sslcore.train.build import initial_encoder
+
+            transfer_encoder = initial_encoder(cfg, make_backbone, device)
+        encoders["transfer"] = transfer_encoder.eval()
+    transfer_cache: dict[str, Any] = {}  # its own: caches key fits by encoder identity
     total = len(ev.seeds) * len(ev.label_fractions) * len(methods)
     metrics = registries.metrics
     needs_threshold = any(metrics.get(m).build().needs_threshold for m in ev.metrics)
@@ -91,6 +109,7 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                 bar.set_postfix_str(f"{ref.label} @ {subset.fraction:g}, seed {seed}")
                 done = (logged or {}).get((arm, ref.label, f"{subset.fraction:g}", seed))
                 keep = subset.fraction == top and seed == ev.seeds[0]
+                timed = f"transfer.{ref.label}" if arm == "transfer" else ref.label
                 if done is not None:
                     n_child += 1  # logged by the interrupted attempt: its scores count
                     rows += _logged_rows(done, "test_", ev.metrics, subset.fraction, seed, arm,
@@ -98,21 +117,21 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                     val_rows += _logged_rows(done, "val_", [ev.primary_metric],
                                              subset.fraction, seed, arm, ref.label,
                                              breakdown=False)
-                    timings[ref.label] = (timings.get(ref.label, 0.0)
-                                          + done.get("fit_seconds", 0.0))
+                    timings[timed] = timings.get(timed, 0.0) + done.get("fit_seconds", 0.0)
                     if not keep:
                         bar.update(1)
                         continue
-                registry = registries.heads if arm == "ssl" else registries.baselines
+                registry = registries.baselines if arm == "baseline" else registries.heads
                 method = registry.get(ref.name).build(ref.params)
                 start = time.perf_counter()
-                key = (ref.label, seed)
+                key = (arm, ref.label, seed)
                 if not method.uses_labels and key in label_free:
                     method, scores = label_free[key]  # label-free: same model at every fraction
                 else:
                     torch.manual_seed(seed)
                     method.fit(copy.copy(ctx) if arm == "baseline" else
-                               _with_encoder(ctx, encoder))
+                               _with_encoder(ctx, encoders[arm],
+                                             transfer_cache if arm == "transfer" else None))
                     scores = method.predict_scores(data.test_x)
                     if not method.uses_labels:
                         label_free[key] = (method, scores)
@@ -121,7 +140,7 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                     fitted[(arm, ref.label)] = method
                     bar.update(1)
                     continue
-                timings[ref.label] = timings.get(ref.label, 0.0) + fit_s
+                timings[timed] = timings.get(timed, 0.0) + fit_s
                 # Every fit is scored on its validation split: choosing the best method of
                 # an arm on the test set would flatter the arm with more methods.
                 val_pred = method.predict_scores(ctx.x_val) if len(ctx.y_val) else None
@@ -177,7 +196,10 @@ def _logged_rows(metrics: dict[str, float], prefix: str, names: list[str], fract
     return rows
 
 
-def _with_encoder(ctx: FitContext, encoder: Backbone) -> FitContext:
+def _with_encoder(ctx: FitContext, encoder: Backbone,
+                  cache: dict[str, Any] | None = None) -> FitContext:
     out = copy.copy(ctx)
     out.encoder = encoder
+    if cache is not None:
+        out.cache = cache
     return out

@@ -10,9 +10,15 @@ import numpy as np
 import polars as pl
 
 
+# Line and marker per arm: ssl solid, baseline dashed, transfer (backbone.init + labels, no SSL)
+# dash-dotted; any other arm dashed.
+_ARM_STYLE = {"ssl": ("-", "o"), "baseline": ("--", "s"), "transfer": ("-.", "^")}
+
+
 def label_efficiency_plot(table: pl.DataFrame, metric: str, path: Path, title: str, *,
                           lower_is_better: Collection[str] = frozenset()) -> Path:
-    """``metric`` against the label fraction per method; the axis says when lower is better
+    """``metric`` against the label fraction per (arm, method), every arm of the table (ssl,
+    baseline, transfer); the axis says when lower is better
     (``metric in lower_is_better``)."""
     import matplotlib
 
@@ -24,8 +30,7 @@ def label_efficiency_plot(table: pl.DataFrame, metric: str, path: Path, title: s
     for i, ((arm, method), grp) in enumerate(sub.group_by(["arm", "method"], maintain_order=True)):
         x = grp["label_fraction"].to_numpy()
         mean, std = grp["mean"].to_numpy(), grp["std"].to_numpy()
-        style = "-" if arm == "ssl" else "--"
-        marker = "o" if arm == "ssl" else "s"
+        style, marker = _ARM_STYLE.get(arm, ("--", "s"))
         line, = ax.plot(x, mean, style, marker=marker, label=f"{arm}: {method}",
                         color=f"C{i % 10}", linewidth=2 if arm == "ssl" else 1.5)
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)

@@ -47,7 +47,8 @@ def _cell(row: pl.DataFrame) -> str:
 
 @dataclass
 class Headline:
-    """The comparison in one line per fraction: best SSL method vs best baseline.
+    """The comparison in one line per fraction: best SSL method vs best baseline (and, when the
+    sweep has the ``transfer`` arm, best transfer: ``transfer`` is then True).
 
     Each arm's "best" method is the one with the best mean *validation* score at that
     fraction (``chosen_on == "validation split"``); the numbers are its test means. Picking the
@@ -56,7 +57,12 @@ class Headline:
     Each row also holds ``reference``: (label, test mean) of the plain reference in the
     baseline arm (``reference`` names it; None when the sweep has none), and whether it beats
     each arm's chosen method (``reference_beats_ssl``, ``reference_beats_baseline``: the
-    latter False when the reference *is* the baseline arm's choice)."""
+    latter False when the reference *is* the baseline arm's choice).
+
+    Row keys: ``label_fraction``, ``best_ssl``, ``best_baseline``, ``best_transfer`` (None
+    without the arm), ``ssl_wins`` (SSL's choice beats every other arm's choice: the baseline's
+    and, when present, the transfer arm's), ``reference``, ``reference_beats_ssl``,
+    ``reference_beats_baseline``, ``reference_beats_transfer``."""
 
     metric: str
     rows: list[dict[str, object]]
@@ -64,6 +70,7 @@ class Headline:
     full_baseline: tuple[str, float] | None
     chosen_on: str = "validation split"
     reference: str | None = None
+    transfer: bool = False  # the sweep has the transfer arm (backbone.init)
 
 
 def reference_label(baselines: Iterable[Any]) -> str | None:
@@ -118,8 +125,9 @@ def _test_mean(table: pl.DataFrame, arm: str, metric: str, fraction: float,
 def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = None,
              reference: str | None = REFERENCE_METHOD, *,
              lower_is_better: Collection[str] = frozenset()) -> Headline:
-    """Best SSL vs best baseline per fraction, each arm's method chosen on ``val_table`` (the
-    :func:`summarize` of validation scores); without one, on the test table itself (say so).
+    """Best SSL vs best baseline (and best transfer, when the table has that arm) per fraction,
+    each arm's method chosen on ``val_table`` (the :func:`summarize` of validation scores);
+    without one, on the test table itself (say so).
 
     ``reference`` is the report label of the plain reference in the baseline arm (see
     :func:`reference_label` for an aliased one); its test score is reported at every fraction.
@@ -133,23 +141,30 @@ def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = 
     def beats(a: tuple[str, float] | None, b: tuple[str, float] | None) -> bool:
         return bool(a and b and a[0] != b[0] and better(a[1], b[1]) and a[1] != b[1])
 
+    def ahead(a: tuple[str, float] | None, b: tuple[str, float] | None) -> bool:
+        return bool(a and b and better(a[1], b[1]) and a[1] != b[1])
+
+    has_transfer = "transfer" in table["arm"].to_list()
     rows = []
     for f in fractions:
         ssl = _best(table, choose_by, "ssl", metric, f, lower_is_better)
         base = _best(table, choose_by, "baseline", metric, f, lower_is_better)
+        tr = _best(table, choose_by, "transfer", metric, f, lower_is_better) \
+            if has_transfer else None
         ref = _test_mean(table, "baseline", metric, f, reference) if reference else None
         rows.append({"label_fraction": f, "best_ssl": ssl, "best_baseline": base,
-                     "ssl_wins": bool(ssl and base and better(ssl[1], base[1])
-                                      and ssl[1] != base[1]),
+                     "best_transfer": tr,
+                     "ssl_wins": ahead(ssl, base) and (tr is None or ahead(ssl, tr)),
                      "reference": ref, "reference_beats_ssl": beats(ref, ssl),
-                     "reference_beats_baseline": beats(ref, base)})
+                     "reference_beats_baseline": beats(ref, base),
+                     "reference_beats_transfer": beats(ref, tr)})
     full = rows[-1]["best_baseline"] if rows else None  # the largest fraction's baseline
     need = next((r["label_fraction"] for r in rows if full and r["best_ssl"]
                  and better(r["best_ssl"][1], full[1])), None)
     has_ref = any(r["reference"] for r in rows)
     return Headline(metric, rows, need, full,
                     "test set" if choose_by is table else "validation split",
-                    reference if has_ref else None)
+                    reference if has_ref else None, has_transfer)
 
 
 def _percent(fraction: float) -> str:
@@ -167,12 +182,19 @@ def reference_sentences(hl: Headline) -> list[str]:
         if not row["reference_beats_ssl"]:
             continue
         ref, ssl, base = row["reference"], row["best_ssl"], row["best_baseline"]
+        tr = row.get("best_transfer")
         text = (f"At {_percent(row['label_fraction'])} labels {REFERENCE_TEXT} ({ref[1]:.4f}) "
                 f"beats the SSL arm's chosen method ({ssl[0]}, {ssl[1]:.4f})")
-        if row["reference_beats_baseline"]:
-            text += (f" and the baseline arm's ({base[0]}, {base[1]:.4f}): neither arm's "
-                     f"chosen method earns its cost here.")
-        elif base and base[0] == ref[0]:  # the baseline arm chose the reference itself
+        beaten = [("baseline", base)] if row["reference_beats_baseline"] else []
+        beaten += [("transfer", tr)] if row.get("reference_beats_transfer") else []
+        text += "".join(f" and the {arm} arm's ({c[0]}, {c[1]:.4f})" for arm, c in beaten)
+        spared = tr is not None and not row.get("reference_beats_transfer")
+        if spared:
+            text += f", but not the transfer arm's ({tr[0]}, {tr[1]:.4f})"
+        if not spared and row["reference_beats_baseline"]:
+            text += (": no arm's chosen method earns its cost here." if tr else
+                     ": neither arm's chosen method earns its cost here.")
+        elif not spared and base and base[0] == ref[0]:  # the baseline arm chose the reference
             text += ": the deep arms do not earn their cost here."
         else:
             text += ": SSL does not earn its cost here."
@@ -196,17 +218,25 @@ def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[i
                  if hl.labels_to_match_full_baseline is not None else "no fraction tried")
         lines += [f"SSL needs **{match}** to match the best baseline trained on "
                   f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f}); "
-                  f"each arm's best method chosen on the {hl.chosen_on}.", ""]
+                  f"each arm's best method chosen on the {hl.chosen_on}"
+                  + ("; the transfer arm is the generic model (backbone.init) + the labels, "
+                     "without SSL; SSL ahead: better than both other arms' choices."
+                     if hl.transfer else "."), ""]
         ref_col = f" plain reference ({hl.reference}) |" if hl.reference else ""
-        lines += ["| label fraction | SSL (chosen) | baseline (chosen) | SSL ahead |" + ref_col,
-                  "|---|---|---|---|" + ("---|" if hl.reference else "")]
+        tr_col = " transfer (chosen) |" if hl.transfer else ""
+        lines += ["| label fraction | SSL (chosen) | baseline (chosen) |" + tr_col
+                  + " SSL ahead |" + ref_col,
+                  "|---|---|---|---|" + ("---|" if hl.transfer else "")
+                  + ("---|" if hl.reference else "")]
         for row in hl.rows:
             ssl, base, ref = row["best_ssl"], row["best_baseline"], row["reference"]
+            tr = row.get("best_transfer")
             if ssl and base:
                 cell = (f" {ref[1]:.4f} |" if ref else " |") if hl.reference else ""
+                tr_cell = (f" {tr[0]} {tr[1]:.4f} |" if tr else " |") if hl.transfer else ""
                 lines.append(f"| {row['label_fraction']:g} | {ssl[0]} {ssl[1]:.4f} | "
-                             f"{base[0]} {base[1]:.4f} | {'yes' if row['ssl_wins'] else 'no'} |"
-                             + cell)
+                             f"{base[0]} {base[1]:.4f} |{tr_cell} "
+                             f"{'yes' if row['ssl_wins'] else 'no'} |" + cell)
         lines.append("")
         sentences = reference_sentences(hl)
         lines += [*sentences, ""] if sentences else []

@@ -71,3 +71,20 @@ def build_pretraining(cfg: ExperimentConfig, registries: Any, data: SSLData) -> 
         cfg.pretext.params, backbone=make_backbone(init=cfg.backbone.init), augment=augment,
         input_shape=data.input_shape)
     return Built(task, augment, make_backbone, finetune_augment)
+
+
+def initial_encoder(cfg: ExperimentConfig, make_backbone: Callable[..., Backbone],
+                    device: torch.device) -> Backbone:
+    """The encoder pretraining starts from, before any SSL step: the ``transfer`` arm's encoder
+    (the generic ``backbone.init`` weights + the labels, no domain pretraining).
+
+    Built as :func:`build_pretraining` builds the pretext's backbone (same factory, same
+    ``init``, normalizer fitted on the unlabeled pool, same seed for any parameter the init
+    leaves random), on ``device``, in eval mode; the global RNG is left as it was.
+    """
+    if cfg.backbone.init is None:
+        raise ValueError("initial_encoder: backbone.init is not set (no transfer arm)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.pretrain.seed)
+        encoder = make_backbone(init=cfg.backbone.init)
+    return encoder.to(device).eval()

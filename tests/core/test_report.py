@@ -170,3 +170,99 @@ def test_a_tie_on_validation_is_reported_as_the_tied_methods_mean_not_by_name():
     assert name == "tied on validation: a_detector, finetune, probe"
     assert abs(value - (0.46 + 0.97 + 0.91) / 3) < 1e-12
     assert "tied on validation" in to_markdown(test, "auroc", {0.1: [5, 5]}, "t", val)
+
+
+# ----------------------------------------------------------------------------- transfer arm
+
+def _with_transfer(values: dict[str, float], val: dict[str, float],
+                   ref: tuple[float, float] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """TEST / VAL (SSL 'a' chosen, 0.70; baseline 's', 0.75) plus transfer methods (test and
+    validation scores by name) and, with ``ref``, the reference's (test, validation)."""
+    extra_test = {("transfer", m): v for m, v in values.items()}
+    extra_val = {("transfer", m): v for m, v in val.items()}
+    if ref:
+        extra_test[("baseline", "logreg_raw")], extra_val[("baseline", "logreg_raw")] = ref
+    return (_table({("ssl", "a"): 0.70, ("ssl", "b"): 0.80, ("baseline", "s"): 0.75}
+                   | extra_test),
+            _table({("ssl", "a"): 0.90, ("ssl", "b"): 0.60, ("baseline", "s"): 0.85}
+                   | extra_val))
+
+
+def test_the_transfer_arm_is_represented_by_its_validation_choice():
+    # "lucky" is best on test, worst on validation: the arm is "p" (chosen on validation).
+    test, val = _with_transfer({"p": 0.60, "lucky": 0.95}, {"p": 0.80, "lucky": 0.50})
+    hl = headline(test, "auroc", val)
+    row = hl.rows[0]
+    assert hl.transfer is True
+    assert row["best_transfer"] == ("p", 0.60)
+    assert row["best_ssl"] == ("a", 0.70) and row["best_baseline"] == ("s", 0.75)
+    assert not headline(TEST, "auroc", VAL).transfer  # no transfer arm: as before
+    assert headline(TEST, "auroc", VAL).rows[0]["best_transfer"] is None
+
+
+def test_ssl_wins_only_when_it_beats_both_other_arms():
+    # SSL 'a' (0.70) vs baseline 's' (0.60 here) and transfer 'p'.
+    base_low = {("ssl", "a"): 0.70, ("baseline", "s"): 0.60}
+    for transfer, wins in ((0.65, True), (0.72, False), (0.70, False)):
+        test = _table(base_low | {("transfer", "p"): transfer})
+        assert headline(test, "auroc").rows[0]["ssl_wins"] is wins, transfer
+    # Lower is better: the comparison turns around for the transfer arm too.
+    rows = [{"label_fraction": 0.05, "seed": 0, "arm": arm, "method": method,
+             "metric": "fp", "value": v}
+            for (arm, method), v in {("ssl", "a"): 20.0, ("baseline", "s"): 30.0,
+                                     ("transfer", "p"): 25.0}.items()]
+    table = summarize(pl.DataFrame(rows, schema=RESULT_SCHEMA))
+    assert headline(table, "fp", lower_is_better={"fp"}).rows[0]["ssl_wins"] is True
+    assert headline(table, "fp").rows[0]["ssl_wins"] is False
+
+
+def test_markdown_has_a_transfer_column_only_with_the_arm():
+    test, val = _with_transfer({"p": 0.80}, {"p": 0.80}, ref=(0.65, 0.70))
+    md = to_markdown(test, "auroc", {0.1: [5, 5]}, "t", val)
+    assert ("| label fraction | SSL (chosen) | baseline (chosen) | transfer (chosen) | "
+            "SSL ahead | plain reference (logreg_raw) |") in md
+    assert "|---|---|---|---|---|---|" in md
+    assert "| 0.1 | a 0.7000 | s 0.7500 | p 0.8000 | no | 0.6500 |" in md
+    assert "| transfer | p |" in md and "better than both other arms' choices" in md
+    plain = to_markdown(TEST, "auroc", {0.1: [5, 5]}, "t", VAL)
+    assert "transfer" not in plain and "| 0.1 | a 0.7000 | s 0.7500 | no |" in plain
+
+
+def test_the_reference_sentence_names_the_transfer_arm():
+    # The reference (0.81, not the baseline's choice) beats SSL, baseline and transfer.
+    test, val = _with_transfer({"p": 0.72}, {"p": 0.80}, ref=(0.81, 0.80))
+    hl = headline(test, "auroc", val)
+    assert hl.rows[0]["reference_beats_transfer"] is True
+    assert reference_sentences(hl) == [
+        "At 10% labels the plain logistic regression on raw inputs (0.8100) beats the SSL "
+        "arm's chosen method (a, 0.7000) and the baseline arm's (s, 0.7500) and the transfer "
+        "arm's (p, 0.7200): no arm's chosen method earns its cost here."]
+    # The transfer arm beats the reference: SSL alone does not earn its cost.
+    test, val = _with_transfer({"p": 0.90}, {"p": 0.80}, ref=(0.81, 0.80))
+    assert reference_sentences(headline(test, "auroc", val)) == [
+        "At 10% labels the plain logistic regression on raw inputs (0.8100) beats the SSL "
+        "arm's chosen method (a, 0.7000) and the baseline arm's (s, 0.7500), but not the "
+        "transfer arm's (p, 0.9000): SSL does not earn its cost here."]
+    # The baseline arm chose the reference, which the transfer arm beats.
+    test, val = _with_transfer({"p": 0.90}, {"p": 0.80}, ref=(0.81, 0.88))
+    assert reference_sentences(headline(test, "auroc", val)) == [
+        "At 10% labels the plain logistic regression on raw inputs (0.8100) beats the SSL "
+        "arm's chosen method (a, 0.7000), but not the transfer arm's (p, 0.9000): SSL does "
+        "not earn its cost here."]
+
+
+def test_sslcore_run_prints_the_transfer_arm(monkeypatch, capsys):
+    import types
+
+    import sslcore.api
+    from sslcore.cli import main
+
+    test, val = _with_transfer({"p": 0.78}, {"p": 0.80})
+    report = types.SimpleNamespace(headline=headline(test, "auroc", val), run_id="r",
+                                   tracking_uri="u", best_method="transfer/p",
+                                   model_uri="m", dropped={}, lower_is_better=frozenset())
+    monkeypatch.setattr(sslcore.api, "compare", lambda *a, **k: report)
+    assert main(["run", "tabular", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert ("best SSL a 0.7000 vs best baseline s 0.7500 vs best transfer p 0.7800 -> "
+            "transfer wins") in out
