@@ -286,8 +286,12 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
         timings = {"pretrain": time.perf_counter() - start}
         # With backbone.init, the transfer arm: the heads on the encoder pretraining started
         # from (the generic weights, no domain SSL), built once for the whole sweep.
-        transfer = initial_encoder(cfg, built.make_backbone, device) \
-            if cfg.backbone.init is not None else None
+        transfer = None
+        if cfg.backbone.init is not None:
+            from sslcore.init.load import quiet_reports
+
+            with quiet_reports():  # the same weights' report was printed for pretraining
+                transfer = initial_encoder(cfg, built.make_backbone, device)
         interrupts.set_phase("during the few-label sweep (the fits logged so far are reused "
                              "by --resume)")
         sweep = run_sweep(cfg, registries, data, encoder, built.make_backbone,

@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -203,7 +205,25 @@ def load_init(backbone: nn.Module, init: Any, *, source: Source | None = None) -
     return report
 
 
+# False while a caller loads the same weights a second time (the transfer arm's encoder), so
+# the report is printed once per run.
+_ANNOUNCE: ContextVar[bool] = ContextVar("sslcore_init_announce", default=True)
+
+
+@contextmanager
+def quiet_reports() -> Iterator[None]:
+    """Within this block, loading reports are logged at DEBUG, not printed."""
+    token = _ANNOUNCE.set(False)
+    try:
+        yield
+    finally:
+        _ANNOUNCE.reset(token)
+
+
 def _announce(report: InitReport) -> None:
+    if not _ANNOUNCE.get():
+        logger.debug(report.summary())
+        return
     logger.info(report.summary())
     if int(os.environ.get("RANK", "0")) == 0:
         print(report.summary(), file=sys.stderr, flush=True)

@@ -333,3 +333,18 @@ def test_only_the_pretrained_encoder_gets_init_never_the_baselines(tmp_path) -> 
     fresh = built.make_backbone()
     assert not hasattr(fresh, "init_report")
     assert not torch.equal(fresh.net[0].weight, source.net[0].weight)
+
+
+def test_a_second_load_of_the_same_weights_is_not_reported_again(tmp_path, capfd) -> None:
+    """The transfer arm loads the init weights again; the run prints their report once."""
+    from safetensors.torch import save_file
+
+    from sslcore.init.load import quiet_reports
+
+    params = MLPParams(hidden_dims=[16], embed_dim=4)
+    save_file(MLPBackbone(params, input_shape=(5,)).state_dict(), tmp_path / "w.safetensors")
+    MLPBackbone(params, input_shape=(5,), init=str(tmp_path / "w.safetensors"))
+    assert "100.0% of the backbone's" in capfd.readouterr().err
+    with quiet_reports():
+        again = MLPBackbone(params, input_shape=(5,), init=str(tmp_path / "w.safetensors"))
+    assert again.init_report.fraction == 1.0 and capfd.readouterr().err == ""
