@@ -119,10 +119,7 @@ class _RunSource:
 
     def _run_of_model(self, ref: str) -> str:
         if ref.startswith("m-"):  # an MLflow 3 logged model id
-            import mlflow
-
-            mlflow.set_tracking_uri(self.tracking_uri)
-            run_id = mlflow.get_logged_model(ref).source_run_id
+            run_id = self.client.get_logged_model(ref).source_run_id
         elif "@" in ref:
             name, alias = ref.split("@", 1)
             run_id = self.client.get_model_version_by_alias(name, alias).run_id

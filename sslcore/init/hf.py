@@ -185,8 +185,8 @@ def adapt_to_hf(model: nn.Module, state_dict: dict[str, torch.Tensor]
             if new.shape[1] != t.shape[1]:
                 try:
                     new = adapt_input_conv(int(t.shape[1]), new, base_chans=int(new.shape[1]))
-                except (NotImplementedError, ValueError):
-                    new = None
+                except (NotImplementedError, ValueError):  # timm cannot map these channels:
+                    new = None  # the tensor counts as shape-mismatched in the report
         elif ("position" in key and value.ndim == 3 and t.ndim == 3
               and value.shape[-1] == t.shape[-1]):  # (1, prefix + H*W, D): a 2-D grid
             grid = _grid(model)

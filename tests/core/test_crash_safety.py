@@ -14,6 +14,7 @@ import errno
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from mlflow import MlflowClient
 
 from sslcore import interrupts, tracking
 from sslcore.errors import CheckpointError, RunInterrupted
+from sslcore.tracking import ownership
 from sslcore.train.checkpoint import load_checkpoint
 from tests.conftest import CLI_TIMEOUT, _kill_group, cli_env
 
@@ -289,8 +291,8 @@ def test_a_start_marks_orphans_killed_and_leaves_live_runs_alone(tracking_uri):
     gone.wait()
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        host, now = tracking.socket.gethostname(), time.time()
-        started = tracking._proc_stat(alive.pid)[1]
+        host, now = socket.gethostname(), time.time()
+        started = ownership._proc_stat(alive.pid)[1]
 
         def run(name, tags, parent=None):
             extra = {"mlflow.parentRunId": parent} if parent else {}
