@@ -46,6 +46,14 @@ def compare(vertical_or_config: Any, data: Any = None, *,
             or an ExperimentConfig.
         data: the user's own data, ``{"unlabeled": X, "labeled": (X, y), "test": (X, y)}`` with
             numpy arrays, torch tensors or polars/pandas frames; None uses the built-in data.
+            Optionally ``"shifted": {"site_b": {"test": (X, y), "unlabeled": X}}``: named
+            shifted domains (same features and classes; ``unlabeled`` optional). Every model
+            is also scored on each shifted test set (child-run metrics
+            ``shift_<name>_<metric>``, a section of ``comparison.md``, ``shift.png``,
+            ``Report.shift_table``), with the thresholds and choices made on the in-domain
+            validation split; config ``pretrain.target_unlabeled: [site_b]`` adds a domain's
+            unlabeled rows to the pool pretraining sees (unsupervised domain adaptation). With
+            the built-in data, ``dataset.shifted`` in the config builds the domains instead.
         label_fractions: fractions of the labeled pool to sweep (default 1%, 5%, 10%, 25%, 100%).
         seeds: seeds of the labeled subsets and models (default 0, 1, 2).
         tracking_uri: MLflow tracking URI (default ``sqlite:///mlflow.db``).
@@ -64,7 +72,9 @@ def compare(vertical_or_config: Any, data: Any = None, *,
         n_defined) and ``.run_id`` (the MLflow parent run).
 
     Raises:
-        ConfigError, DataError, UnknownComponentError: before any training starts.
+        ConfigError, DataError, UnknownComponentError: before any training starts (for shifted
+            domains: a feature shape, columns or label set unlike the source's, an empty or
+            in-domain test set, a name that collides with metric names, a test row in a pool).
         RunInterrupted: SIGTERM or SIGINT (Ctrl-C) stopped the run (in the main thread, these
             signals stop gracefully: pretraining finishes its step and checkpoints, the MLflow
             runs are marked KILLED); ``compare(..., resume=True)`` with the same arguments
@@ -105,6 +115,7 @@ def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | N
     from contextlib import nullcontext
 
     from sslcore import interrupts, tracking
+    from sslcore.data.shift import pretraining_data
     from sslcore.distributed import cleanup_distributed, init_distributed, is_main_process
     from sslcore.experiment import checkpoint_dir, run_key
     from sslcore.pretraining import run_pretraining
@@ -115,6 +126,8 @@ def pretrain(vertical_or_config: Any, data: Any = None, *, tracking_uri: str | N
         cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick,
                                              tracking_uri=tracking_uri, budget=budget,
                                              init=init)
+        # The pool compare() pretrains on: with pretrain.target_unlabeled, the targets' rows.
+        ssl_data = pretraining_data(ssl_data, cfg.pretrain.target_unlabeled)
         device = init_distributed()
         card = ssl_data.card()
         ckpt = checkpoint_dir(cfg, card.content_hash)
@@ -156,6 +169,7 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
     not pretrained for this config and data.
     """
     from sslcore.data.sampling import labeled_subsets
+    from sslcore.data.shift import pretraining_data
     from sslcore.distributed import pick_device
     from sslcore.errors import CheckpointError, ConfigError
     from sslcore.experiment import checkpoint_dir
@@ -165,6 +179,7 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
 
     cfg, registries, ssl_data = _prepare(vertical_or_config, data, quick=quick, tracking_uri=None,
                                          budget=budget)
+    ssl_data = pretraining_data(ssl_data, cfg.pretrain.target_unlabeled)  # as pretrain() saw it
     refs = {r.label: r for r in cfg.heads}
     if method not in refs:
         raise ConfigError(f"method: {method!r} is not a head of this config; choose from "
@@ -186,10 +201,13 @@ def finetune(vertical_or_config: Any, data: Any = None, *, method: str = "finetu
 
 
 def load_model(model_uri: str, tracking_uri: str | None = None) -> Any:
-    """Load a logged sslcore model (``models:/m-...`` from ``Report.model_uri``) as MLflow pyfunc.
+    """Load a logged sslcore model as an MLflow pyfunc: ``Report.model_uri`` (``models:/m-...``),
+    a registered version (``models:/sslcore-<vertical>/3``, ``Report.registered_model``) or an
+    alias (``models:/sslcore-<vertical>@champion`` after ``sslcore promote``, ``@candidate``
+    for the newest run's).
 
     ``tracking_uri`` is the store it was logged to (default: $MLFLOW_TRACKING_URI, else
-    ``sqlite:///mlflow.db``).
+    ``sqlite:///mlflow.db``); the Model Registry is the same store.
     """
     import mlflow
 

@@ -49,6 +49,21 @@ def _target(args: argparse.Namespace) -> Any:
     return raw
 
 
+def _with_tracking(target: Any, args: argparse.Namespace) -> Any:
+    """``--no-register`` and ``--artifact-root`` on top of the config (its tracking block)."""
+    tracking: dict[str, Any] = {}
+    if getattr(args, "no_register", False):
+        tracking["register"] = False
+    if getattr(args, "artifact_root", None):
+        tracking["artifact_root"] = args.artifact_root
+    if not tracking:
+        return target
+    raw = {"vertical": target} if isinstance(target, str) else dict(target)
+    block = raw.get("tracking")
+    raw["tracking"] = (dict(block) if isinstance(block, dict) else {}) | tracking
+    return raw
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from sslcore.plugins import load_registries
 
@@ -74,40 +89,30 @@ def _resume_command(args: argparse.Namespace) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from sslcore import interrupts
     from sslcore.api import compare
-    from sslcore.evaluate.report import reference_sentences
+    from sslcore.evaluate.report import headline_lines
 
     with interrupts.resume_hint(_resume_command(args)):
-        report = compare(_target(args), quick=args.quick, tracking_uri=args.tracking_uri,
+        report = compare(_with_tracking(_target(args), args), quick=args.quick,
+                         tracking_uri=args.tracking_uri,
                          budget=args.budget, resume=args.resume,
                          label_fractions=args.label_fractions, seeds=args.seeds,
                          progress=not args.no_progress)
     print()
     print(report)
-    hl = report.headline
-    print(f"Each arm's best method at a fraction is chosen on the {hl.chosen_on}; test scores:")
-    for row in hl.rows:
-        ssl, base, ref = row["best_ssl"], row["best_baseline"], row.get("reference")
-        tr = row.get("best_transfer")
-        if ssl and base:
-            other, rival = "baseline", base
-            if tr:  # the verdict is against the stronger of the other arms' choices
-                sign = -1 if hl.metric in report.lower_is_better else 1
-                other, rival = max([(other, rival), ("transfer", tr)],
-                                   key=lambda c: sign * c[1][1])
-            verdict = ("SSL wins" if row["ssl_wins"] else
-                       "level" if ssl[1] == rival[1] else f"{other} wins")
-            transfer = f" vs best transfer {tr[0]} {tr[1]:.4f}" if tr else ""
-            plain = f" (plain reference {ref[0]} {ref[1]:.4f})" if ref else ""
-            print(f"  {row['label_fraction']:>6.1%} labels: best SSL {ssl[0]} {ssl[1]:.4f} vs best "
-                  f"baseline {base[0]} {base[1]:.4f}{transfer} -> {verdict}{plain}")
-    for sentence in reference_sentences(hl):
-        print(sentence)
+    for line in headline_lines(report.headline):  # groups ranked per fraction; model logged
+        print(line)
     for key, why in sorted(report.dropped.items()):
         print(f"Left out for these data: {key.replace('.', ' ', 1)} ({why})")
     print(f"\nMLflow parent run {report.run_id} in {report.tracking_uri}; best model "
           f"({report.best_method}, chosen on validation): {report.model_uri}")
-    print("Open the UI with: sslcore ui" + (f" --tracking-uri {args.tracking_uri}"
-                                            if args.tracking_uri else ""))
+    uri = f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""
+    if report.registered_model:
+        name, version = report.registered_model.removeprefix("models:/").rsplit("/", 1)
+        print(f"Registered as {report.registered_model} (alias {name}@candidate); make it the "
+              f"champion with: sslcore promote {name} {version}{uri}")
+    print(f"Open the UI with: sslcore ui{uri}")
+    print(f"Serve the model with: sslcore serve {report.registered_model or report.model_uri}"
+          f"{uri}")
     return 0
 
 
@@ -199,13 +204,43 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
+    from sslcore.tracking import default_artifact_root, prepare_ui, resolve_uri
+    from sslcore.tracking.experiments import runs_page
+
+    uri = resolve_uri(args.tracking_uri)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+           "--host", "127.0.0.1", "--port", str(args.port), "--workers", "1"]
+    if default_artifact_root(uri):  # what the UI itself uploads goes beside the store too
+        cmd += ["--artifacts-destination", default_artifact_root(uri)]
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI at {base} (Ctrl-C to stop)")
+    for name, exp_id, view in prepare_ui(uri):  # the Runs tab, with the metric columns
+        print(f"  {name}: {runs_page(base, exp_id, view)}")
+    return subprocess.call(cmd)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from sslcore.serving import serve_command
     from sslcore.tracking import resolve_uri
 
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-           resolve_uri(args.tracking_uri), "--host", "127.0.0.1", "--port", str(args.port),
-           "--workers", "1"]
-    print("MLflow UI at http://127.0.0.1:%d (Ctrl-C to stop)" % args.port)
-    return subprocess.call(cmd)
+    cmd, env = serve_command(args.model_uri, args.host, args.port,
+                             resolve_uri(args.tracking_uri))
+    print(f"Serving {args.model_uri} at http://{args.host}:{args.port}/invocations "
+          "(Ctrl-C to stop)", flush=True)
+    return subprocess.call(cmd, env=env)
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from sslcore.tracking import CHAMPION, promote, resolve_uri
+
+    name, version = promote(resolve_uri(args.tracking_uri), args.model, args.version)
+    tags = version.tags
+    what = (f" ({tags['method']}, {tags['arm']} arm, label fraction {tags['label_fraction']}, "
+            f"test {tags['metric']} {tags['score']})" if "method" in tags else "")
+    print(f"models:/{name}@{CHAMPION} -> version {version.version}{what}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("--label-fractions", type=_floats, help="e.g. 0.01,0.05,0.1,0.25,1")
     run.add_argument("--seeds", type=_ints, help="e.g. 0,1,2")
+    run.add_argument("--no-register", action="store_true", help="do not register the best "
+                     "model in the MLflow Model Registry (tracking.register: false)")
+    run.add_argument("--artifact-root", help="where a new MLflow experiment keeps artifacts "
+                     "(tracking.artifact_root; default: mlartifacts/ beside a sqlite store)")
     run.set_defaults(func=cmd_run)
 
     pre = sub.add_parser("pretrain", help="pretrain the encoder, optionally with torchrun")
@@ -255,9 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_export)
 
     ui = sub.add_parser("ui", help="the MLflow UI on the local store, 127.0.0.1, one worker")
-    ui.add_argument("--tracking-uri")
-    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--tracking-uri", help="the MLflow store to browse (default "
+                    "sqlite:///mlflow.db, as for run)")
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     ui.set_defaults(func=cmd_ui)
+
+    serve = sub.add_parser("serve", help="serve a logged model over HTTP (MLflow's scoring "
+                           "server, POST /invocations), with this environment's packages")
+    serve.add_argument("model_uri", help="models:/sslcore-<vertical>@champion, "
+                       "models:/<name>/<version>, models:/m-... or runs:/<run id>/model")
+    serve.add_argument("--tracking-uri", help="the store the model is in")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                       "127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=5001, help="port (default 5001)")
+    serve.set_defaults(func=cmd_serve)
+
+    promote = sub.add_parser("promote", help="make a registered model version the champion "
+                             "(alias champion: models:/<name>@champion)")
+    promote.add_argument("model", help="a vertical (its model sslcore-<vertical>) or a "
+                         "registered model's name")
+    promote.add_argument("version", help="the version to promote")
+    promote.add_argument("--tracking-uri", help="the store the model is registered in")
+    promote.set_defaults(func=cmd_promote)
     return parser
 
 

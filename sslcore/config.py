@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from sslcore.errors import ConfigError, UnknownComponentError
+from sslcore.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -100,6 +100,38 @@ class BackboneRef(ComponentRef):
         return out
 
 
+# A shifted domain's name becomes part of MLflow metric keys (shift_<name>_<metric>).
+SHIFT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+class DatasetRef(ComponentRef):
+    """The dataset block; ``shifted`` names other domains of the same loader for evaluation
+    under shift (:mod:`sslcore.data.shift`)."""
+
+    shifted: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "shifted domains: name -> params override, deep-merged onto params; the loader builds "
+        "each with another seed, its test split is scored by every model, its unlabeled pool "
+        "feeds pretraining only when named in pretrain.target_unlabeled"))
+
+    @field_validator("shifted")
+    @classmethod
+    def _metric_safe_names(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        import re
+
+        for name in v:
+            if not re.match(SHIFT_NAME_PATTERN, name):
+                raise ValueError(f"shifted domain name {name!r}: use letters, digits, _ and - "
+                                 "(starting with a letter); it becomes part of metric names")
+        return v
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_shifted(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out = handler(self)  # without shifted domains, the block dumps as before (run keys)
+        if not out.get("shifted", 0):
+            out.pop("shifted", None)
+        return out
+
+
 class PretrainConfig(_StepBudget):
     epochs: int = Field(10, ge=0)
     min_steps: int = Field(0, ge=0, description="floor on optimizer steps (x the budget "
@@ -122,7 +154,32 @@ class PretrainConfig(_StepBudget):
     checkpoint_every: int = Field(100, ge=1, description="optimizer steps between checkpoints")
     log_every: int = Field(10, ge=1)
     collapse_std_threshold: float = Field(0.01, ge=0)
+    # Continued pretraining (backbone.init set): REMEDIS, Hierarchical Pretraining, DAPT.
+    init_lr_scale: float = Field(0.1, gt=0, le=1, description="with backbone.init: the "
+                                 "backbone trains at lr x this (the pretext's fresh heads "
+                                 "and projectors at lr), so SSL adapts the pretrained "
+                                 "features instead of overwriting them; ignored without init")
+    init_warmup_fraction: float = Field(0.05, ge=0, lt=1, description="with backbone.init "
+                                        "and warmup_steps 0: linear warm-up over this "
+                                        "fraction of the planned steps")
+    head_only_steps: int | None = Field(None, ge=0, description="with backbone.init: the "
+                                        "backbone's lr is 0 (and it stays in eval mode, "
+                                        "BatchNorm statistics kept) for the first N steps, "
+                                        "so the randomly initialised pretext heads stop "
+                                        "sending large random gradients into the pretrained "
+                                        "features before those train; None: 5% of the "
+                                        "planned steps; ignored without init")
+    probe_every: int | None = Field(None, ge=0, description="online linear probe (monitoring "
+                                    "only, never selects a checkpoint) every N steps: "
+                                    "logistic regression on the encoder's embeddings of a "
+                                    "labeled slice, logged as probe_<primary metric>; None: "
+                                    "about 10 probes per run; 0: off")
+    probe_rows: int = Field(512, ge=4, description="labeled rows the probe uses (from the "
+                            "labeled pool, never the test set), half to fit, half to score")
     seed: int = 0
+    target_unlabeled: list[str] = Field(default_factory=list, description=(
+        "shifted domains (dataset.shifted, or data['shifted'] in the API) whose unlabeled "
+        "pool joins the run's unlabeled pool: unsupervised domain adaptation"))
 
     @property
     def effective_lr(self) -> float:
@@ -147,6 +204,12 @@ class FinetuneConfig(_StepBudget):
                                    "validation checks; None: an epoch, at least 10 steps")
     patience: int = Field(5, ge=1, description="early stopping: validation checks without "
                           "improvement (only after min_steps)")
+    layer_decay: float | None = Field(None, gt=0, le=1, description="layer-wise lr decay "
+                                      "when fine-tuning a pretrained encoder (the finetune "
+                                      "head; from-scratch baselines are random throughout): "
+                                      "the head trains at lr, the encoder's top layer at lr x "
+                                      "this, each layer below at one more factor (BEiT); "
+                                      "None or 1: off")
 
 
 class EvaluationConfig(_Strict):
@@ -178,6 +241,16 @@ class EvaluationConfig(_Strict):
 class TrackingConfig(_Strict):
     uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite:///mlflow.db")
     experiment: str | None = Field(None, description="MLflow experiment; default: sslcore-<vertical>")
+    artifact_root: str | None = Field(None, description="where a new experiment keeps its "
+                                      "artifacts (a directory or URI); default: mlartifacts/ "
+                                      "beside a sqlite store's file, the server's own otherwise")
+    # ``register`` in YAML; the Python name avoids BaseModel's (ABC's) ``register`` method.
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True,
+                              serialize_by_alias=True)
+    register_: bool = Field(True, alias="register", description="register the logged best "
+                            "model in the MLflow Model Registry (alias candidate)")
+    registered_model: str | None = Field(None, description="Model Registry name; default: "
+                                         "sslcore-<vertical>")
 
 
 class ExperimentConfig(_Strict):
@@ -185,7 +258,7 @@ class ExperimentConfig(_Strict):
     budget: Budget = Field("standard", description="preset scaling every min_steps and "
                            "max_steps: quick 0.25x, standard 1x, thorough 4x "
                            "(sslcore.train.budget.BUDGET_SCALE)")
-    dataset: ComponentRef
+    dataset: DatasetRef
     augmentations: list[ComponentRef] = Field(default_factory=list)
     finetune_augmentations: list[ComponentRef] | None = Field(
         None, description="augmentations for supervised training in both arms (fine-tuning, "
@@ -262,56 +335,3 @@ def validate_config(raw: dict[str, Any], source: str = "") -> ExperimentConfig:
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source=source)) from None
-
-
-def _accepts_init(factory: Any) -> bool:
-    """True when a backbone factory takes ``init=`` (an ``init`` parameter or ``**kwargs``).
-    Here, not in sslcore.init: configs never import the loaders (nor, through them, MLflow)."""
-    import inspect
-
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "init" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def check_components(cfg: ExperimentConfig, registries: Any) -> None:
-    """Resolve every component and metric name and validate every params block; errors carry
-    the dotted path."""
-    refs: list[tuple[str, str, ComponentRef]] = [
-        ("dataset", "datasets", cfg.dataset), ("backbone", "backbones", cfg.backbone),
-        ("pretext", "pretext_tasks", cfg.pretext)]
-    refs += [(f"augmentations[{i}]", "augmentations", r) for i, r in enumerate(cfg.augmentations)]
-    refs += [(f"finetune_augmentations[{i}]", "augmentations", r)
-             for i, r in enumerate(cfg.finetune_augmentations or [])]
-    refs += [(f"heads[{i}]", "heads", r) for i, r in enumerate(cfg.heads)]
-    refs += [(f"baselines[{i}]", "baselines", r) for i, r in enumerate(cfg.baselines)]
-    for path, kind, ref in refs:
-        try:
-            entry = getattr(registries, kind).get(ref.name)
-        except UnknownComponentError as exc:
-            raise ConfigError(f"{path}.name: {exc}") from None
-        try:
-            entry.params.model_validate(ref.params)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, prefix=f"{path}.params")) from None
-    if cfg.backbone.init is not None and not _accepts_init(
-            registries.backbones.get(cfg.backbone.name).factory):
-        raise ConfigError(f"backbone.init: backbone {cfg.backbone.name!r} cannot load "
-                          "pretrained weights (its factory takes no init argument); remove "
-                          "backbone.init or pick a backbone that does (timm, resnet18, "
-                          "vit_tiny, mlp, hf_vision)")
-    labels = [r.label for r in cfg.heads + cfg.baselines]
-    dupes = sorted({x for x in labels if labels.count(x) > 1})
-    if dupes:
-        raise ConfigError(f"heads/baselines: method names {dupes} appear twice; give one an alias")
-    ev = cfg.evaluation
-    for i, m in enumerate(ev.metrics):
-        try:
-            registries.metrics.get(m)
-        except UnknownComponentError as exc:
-            raise ConfigError(f"evaluation.metrics[{i}]: {exc}") from None
-    if ev.primary_metric not in ev.metrics:
-        raise ConfigError(f"evaluation.primary_metric: {ev.primary_metric!r} is not in "
-                          f"evaluation.metrics {ev.metrics}")

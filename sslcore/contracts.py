@@ -170,12 +170,43 @@ class ArtifactContext:
 
 
 @dataclass(frozen=True)
+class RawInput:
+    """What a served model takes instead of feature columns: the vertical's raw records.
+
+    The core's serving wrapper (``sslcore.serving``) checks a request against ``example``'s
+    columns and dtypes (the logged model's MLflow signature and input example), then calls
+    ``features`` and scores the result, so a caller holding raw records needs no sslcore code.
+
+    Attributes:
+        example: a few raw rows (a pandas DataFrame) with the columns and dtypes a request
+            carries; it becomes the model's input example and signature.
+        features: raw rows (a pandas DataFrame with the example's columns) -> a float array
+            (n_rows, n_features), one row per input row in input order, columns in
+            ``feature_names`` order. Raise DataError naming the column and row on bad values.
+            It is pickled into the logged model: make it an instance of a top-level class of
+            the plugin (the plugin must then be installed where the model is served).
+        feature_names: the features it computes; they must equal the training data's
+            ``SSLData.feature_names`` (otherwise the model is logged on features).
+        limits: one sentence for the model's description: what the features cannot see
+            (e.g. history before the request).
+    """
+
+    example: Any  # pandas.DataFrame
+    features: Callable[[Any], np.ndarray]
+    feature_names: list[str]
+    limits: str = ""
+
+
+@dataclass(frozen=True)
 class VerticalRecipe:
     """A vertical's default experiment: component names and params as a config mapping.
 
     ``default_config`` validates as ``sslcore.config.ExperimentConfig`` (without ``vertical``);
     ``quick_overrides`` is deep-merged on top for ``--quick``. ``artifacts``, if given, writes
     the vertical's own figures (e.g. saliency maps) for the parent run from an ArtifactContext.
+    ``raw_input``, if given, is called as ``raw_input(dataset_name, dataset_params)`` (the
+    config's dataset block) and returns a :class:`RawInput` (or None for a dataset without a
+    raw form): the logged model then takes raw records and computes its features itself.
     """
 
     description: str
@@ -183,3 +214,8 @@ class VerticalRecipe:
     quick_overrides: dict[str, Any] = field(default_factory=dict)
     modality: str = "table"  # "table" | "image" | "timeseries"
     artifacts: Callable[[ArtifactContext], None] | None = None
+    raw_input: Callable[[str, dict[str, Any]], RawInput | None] | None = None
+    # data_checks(cfg, data), if given, runs before any work (sslcore.data_fit): it returns
+    # warnings, one sentence each, where the data do not fit the recipe's assumptions (what
+    # is lost), and raises DataError where the vertical cannot work on them at all.
+    data_checks: Callable[[Any, Any], list[str]] | None = None

@@ -24,6 +24,12 @@ What components declare (all optional):
 What the user relies on is never dropped silently: losing the primary metric, every head, or
 every baseline is a ConfigError naming the field.
 
+A vertical may also check that the data fit its recipe's assumptions (e.g. the fraud recipe's
+behavioural features need user and time columns): ``VerticalRecipe.data_checks(cfg, data)``
+returns warnings, each a :class:`DataFitWarning` and a data-card note (MLflow param
+``data.fit_check.<n>``, a section of comparison.md), and raises DataError where the vertical
+cannot work at all (:func:`recipe_checks`).
+
 Example::
 
     cfg, data = fit_config_to_data(cfg, registries, data)   # a copy of each; notes added
@@ -37,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from sslcore.config import ComponentRef, ExperimentConfig
 from sslcore.data.ssl_data import SSLData
-from sslcore.errors import ConfigError
+from sslcore.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from sslcore.contracts import Metric
@@ -79,6 +85,39 @@ def metric_gaps(metric: Metric, data: SSLData, *, primary: bool = False) -> list
     return gaps
 
 
+def recipe_checks(cfg: ExperimentConfig, registries: Any, data: SSLData) -> list[str]:
+    """The vertical recipe's ``data_checks(cfg, data)``: its warnings, each also warned as a
+    :class:`DataFitWarning`; empty when the recipe declares none.
+
+    Raises:
+        DataError: the vertical cannot work on these data (the recipe's reason, prefixed with
+            the vertical's name).
+    """
+    verticals = getattr(registries, "verticals", None)
+    if verticals is None or cfg.vertical not in verticals:
+        return []
+    check = getattr(verticals.get(cfg.vertical).build(), "data_checks", None)
+    if check is None:
+        return []
+    try:
+        found = [str(w) for w in check(cfg, data)]
+    except DataError as exc:
+        raise DataError(f"the {cfg.vertical} vertical cannot work on these data: {exc}") from None
+    for text in found:
+        warnings.warn(f"{cfg.vertical}: {text}", DataFitWarning, stacklevel=3)
+    return found
+
+
+def fit_check_markdown(notes: dict[str, Any]) -> str:
+    """The recipe's data-check warnings recorded in the data card ``notes``, as a
+    comparison.md section (empty without any)."""
+    found = [v for k, v in notes.items() if str(k).startswith("fit_check.")]
+    if not found:
+        return ""
+    lines = ["", "## Where these data do not fit the recipe", ""]
+    return "\n".join(lines + [f"- {text}" for text in found]) + "\n"
+
+
 def _input_notes(cfg: ExperimentConfig, registries: Any, data: SSLData) -> dict[str, str]:
     """``describe_input`` of the backbone and pretext task; raises their DataError."""
     notes = {}
@@ -116,10 +155,13 @@ def fit_config_to_data(cfg: ExperimentConfig, registries: Any,
     notes record each drop and how the backbone and pretext task read the input.
 
     Raises:
-        DataError: the backbone or pretext task cannot read inputs of this shape.
+        DataError: the vertical's ``data_checks`` say it cannot work on these data, or the
+            backbone or pretext task cannot read inputs of this shape.
         ConfigError: the primary metric, every head or every baseline would be dropped.
     """
-    notes = _input_notes(cfg, registries, data)
+    checks = recipe_checks(cfg, registries, data)
+    notes: dict[str, Any] = {f"fit_check.{i}": text for i, text in enumerate(checks, 1)}
+    notes |= _input_notes(cfg, registries, data)
     dropped: dict[str, str] = {}
     kept = _kept_methods(cfg, registries, data, dropped)
     ev = cfg.evaluation

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -14,8 +13,8 @@ from typing import Any
 
 import polars as pl
 
-from sslcore.config import ExperimentConfig, check_components, deep_merge, load_yaml, validate_config
-from sslcore.contracts import ArtifactContext
+from sslcore.config import ExperimentConfig, deep_merge, load_yaml, validate_config
+from sslcore.config_checks import check_components
 from sslcore.data.sampling import labeled_subsets
 from sslcore.data.ssl_data import SSLData
 from sslcore.errors import ConfigError, DataError
@@ -24,9 +23,9 @@ from sslcore.evaluate.report import (
     Headline,
     format_console,
     headline,
+    overall_choice,
     reference_label,
     summarize,
-    to_markdown,
 )
 
 
@@ -37,7 +36,9 @@ logger = logging.getLogger(__name__)
 class Report:
     """What ``compare()`` returns: the table and where everything was logged."""
 
-    table: pl.DataFrame  # label_fraction, arm, method, metric, mean, std, n_seeds, n_defined
+    # label_fraction, group (the arm, or label_free), arm, method, metric, mean, std, n_seeds,
+    # n_defined
+    table: pl.DataFrame
     results: pl.DataFrame  # one row per (fraction, seed, arm, method, metric)
     run_id: str
     experiment_id: str
@@ -55,6 +56,10 @@ class Report:
     # The config's metrics where lower is better (Metric.higher_is_better False): how to read
     # and sort the table's means.
     lower_is_better: frozenset[str] = frozenset()
+    # With shifted domains: like table, per domain (a first column ``domain``), the scores on
+    # each shifted test set (sslcore.evaluate.shift_report.summarize_shift).
+    shift_table: pl.DataFrame | None = None
+    registered_model: str | None = None  # models:/<name>/<version> (tracking.register)
 
     def __str__(self) -> str:
         return format_console(self.table, self.config.evaluation.primary_metric)
@@ -103,9 +108,19 @@ def load_data(cfg: ExperimentConfig, registries: Any, data: Any = None) -> SSLDa
 
     interrupts.fault_point("load_data")  # the crash tests' hook; inert otherwise
     if data is None:
+        from sslcore.data.shift import domains_from_loader
+
         entry = registries.datasets.get(cfg.dataset.name)
         loaded = entry.build(cfg.dataset.params, seed=cfg.pretrain.seed)
+        # dataset.shifted: the same loader, params overridden, other seeds (sslcore.data.shift)
+        loaded.shifted = {**loaded.shifted, **domains_from_loader(
+            entry, cfg.dataset.params, cfg.dataset.shifted, cfg.pretrain.seed,
+            keep_unlabeled=cfg.pretrain.target_unlabeled)}
         return loaded.validate()
+    if cfg.dataset.shifted:  # not an error: the recipes list their built-in data's domains
+        logger.info("dataset.shifted %s ignored: it builds domains with the dataset loader, "
+                    "and this run uses your own data; pass yours as data['shifted'] = "
+                    "{name: {'test': (X, y), 'unlabeled': X}}", sorted(cfg.dataset.shifted))
     if isinstance(data, SSLData):
         return data.validate()
     from sslcore.data.user_data import from_user_data
@@ -127,6 +142,8 @@ def pretrain_key(cfg: ExperimentConfig, content_hash: str) -> str:
     parts = {k: cfg.model_dump()[k] for k in ("backbone", "pretext", "augmentations", "pretrain")}
     parts["pretrain"] = {k: v for k, v in parts["pretrain"].items()
                          if k not in ("checkpoint_every", "log_every")}
+    if not parts["pretrain"].get("target_unlabeled", 1):  # none: keys as before the field
+        del parts["pretrain"]["target_unlabeled"]
     parts["budget"] = cfg.budget  # the preset scales the planned steps, so the LR schedule
     blob = json.dumps(parts, sort_keys=True) + content_hash
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -152,67 +169,15 @@ def checkpoint_dir(cfg: ExperimentConfig, content_hash: str) -> Path:
 def _best_method(val_table: pl.DataFrame, metric: str,
                  lower: Collection[str] = frozenset()) -> tuple[str, str]:
     """The (arm, method) with the best mean validation score (``val_table``: the
-    :func:`summarize` of validation scores) at the largest label fraction; ``lower``: the
-    metrics where lower is better."""
-    top = val_table.filter(pl.col("label_fraction") == val_table["label_fraction"].max())
-    if top.is_empty():
+    :func:`summarize` of validation scores) at the largest label fraction, over every group
+    (label-free methods included); ``lower``: the metrics where lower is better. A tie goes to
+    the first of the tied by (arm, method) name, as the headline's ``overall`` says
+    (:func:`sslcore.evaluate.report.overall_choice`, shared so the two always agree)."""
+    tied = overall_choice(val_table, metric, lower)
+    if not tied:
         raise DataError("no validation split to choose the model to log: raise "
                         "evaluation.val_fraction or add labeled rows")
-    best = top.sort("mean", descending=metric not in lower, maintain_order=True)
-    return str(best["arm"][0]), str(best["method"][0])
-
-
-def _vertical_artifacts(cfg: ExperimentConfig, registries: Any, ctx: ArtifactContext,
-                        run_id: str) -> None:
-    """The vertical's own figures; a failure there is reported, not fatal to a finished sweep."""
-    from sslcore import tracking
-
-    recipe = registries.verticals.get(cfg.vertical).build()
-    if recipe.artifacts is None:
-        return
-    try:
-        recipe.artifacts(ctx)
-    except Exception as exc:  # noqa: BLE001 - the results are already computed and logged
-        logger.warning("vertical %s: artifacts failed: %s", cfg.vertical, exc)
-        tracking.set_tags(run_id, {"sslcore.artifacts_error": f"{type(exc).__name__}: {exc}"[:500]})
-
-
-def _record_geometry(encoder: Any, out: Path, run_id: str) -> None:
-    """How the data went through the encoder (image size, patches, upsampling), for backbones
-    that decide it from the data: ``sslcore.geometry.*`` tags and ``geometry.json``."""
-    from sslcore import tracking
-
-    geometry = getattr(encoder, "geometry", None)
-    if geometry is None:
-        return
-    tags = geometry.as_tags()
-    tracking.set_tags(run_id, tags)
-    (out / "geometry.json").write_text(json.dumps(tags, indent=2) + "\n")
-
-
-# What an image-folder loader left out or flagged (sslcore.data.image_folders), as
-# <name>.txt artifacts of the parent run: path and reason per line.
-_FILE_LISTS = {"skipped_files": "skipped (unreadable, skip_bad_files: true)",
-               "dropped_files": "dropped (a copy of a test file)",
-               "duplicate_files": "duplicated within a split (kept)"}
-
-
-def _write_file_lists(data: SSLData, out: Path) -> None:
-    for name, what in _FILE_LISTS.items():
-        entries = getattr(data, name, None) or []
-        if entries:
-            lines = [f"{path}\t{reason}" for path, reason in entries]
-            (out / f"{name}.txt").write_text(f"# {len(entries)} file(s) {what}\n"
-                                             + "\n".join(lines) + "\n")
-
-
-def _dropped_markdown(dropped: dict[str, str]) -> str:
-    if not dropped:
-        return ""
-    lines = ["", "## Left out for these data", "",
-             "The recipe's methods and metrics below need what these data do not carry:", ""]
-    lines += [f"- {key.replace('.', ' ', 1)}: {why}" for key, why in sorted(dropped.items())]
-    return "\n".join(lines) + "\n"
+    return tied[0]
 
 
 def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
@@ -232,15 +197,19 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
     from sslcore import interrupts, tracking
     from sslcore.data_fit import fit_config_to_data
     from sslcore.distributed import pick_device
-    from sslcore.evaluate.plots import confusion_matrix_plot, label_efficiency_plot
-    from sslcore.sweep import run_sweep
+    from sslcore.data.shift import prepare_shift
+    from sslcore.evaluate.shift_report import summarize_shift
+    from sslcore.sweep import label_free_methods, run_sweep
     from sslcore.pretraining import run_pretraining
+    from sslcore.run_artifacts import write_parent_artifacts
+    from sslcore.serving import raw_input_for
     from sslcore.train.build import build_pretraining, initial_encoder
     from sslcore.train.checkpoint import latest_checkpoint
 
     cfg, data = fit_config_to_data(cfg, registries, data)  # drop what the data cannot feed
     dropped = {k.removeprefix("dropped."): v for k, v in data.notes.items()
                if k.startswith("dropped.")}
+    data = prepare_shift(cfg, registries, data)  # names, leakage, the target pools (UDA)
     check_sampling(cfg, data)
     device = pick_device()
     card = data.card()
@@ -250,9 +219,14 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
     params |= {f"plugin.{k}": v for k, v in registries.plugin_versions().items()}
     tags = {"sslcore.vertical": cfg.vertical, "sslcore.kind": "experiment",
             "sslcore.primary_metric": ev.primary_metric}
+    if data.shifted:  # the UDA setting: what pretraining saw
+        tags |= {"sslcore.shifted_domains": ",".join(data.shifted),
+                 "sslcore.pretrain_pool": data.notes.get("pretrain_pool", "source")}
     key = run_key(cfg, card.content_hash, registries.plugin_versions())
-    with tracking.parent_run(cfg.tracking.uri, experiment, f"{cfg.vertical}-compare", tags,
-                             params, config_hash=key, resume=resume) as parent:
+    with tracking.parent_run(cfg.tracking.uri, experiment,
+                             f"{cfg.vertical} {time.strftime('%Y-%m-%d %H:%M')}", tags, params,
+                             config_hash=key, resume=resume,
+                             artifact_root=cfg.tracking.artifact_root) as parent:
         parent_id, exp_id = parent.info.run_id, parent.info.experiment_id
         start = time.perf_counter()
         interrupts.set_phase("before pretraining")
@@ -266,6 +240,9 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                                   progress=progress, log_to_mlflow=not reuse,
                                   reopen_run_id=prior[0] if prior and prior[1] != "FINISHED"
                                   else None)
+        if pre := tracking.latest_child(exp_id, parent_id, "pretrain"):  # a name for the UI
+            tracking.set_tags(pre[0], {"mlflow.runName": f"pretrain | {cfg.pretext.name} | "
+                                                         f"{cfg.backbone.name}"})
         logged = tracking.finished_children(exp_id, parent_id) if resume else {}
         n_logged = [0]
 
@@ -273,7 +250,7 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                       per_class: list[int], metrics: dict[str, float]) -> None:
             names = data.class_names or [str(i) for i in range(len(per_class))]
             tracking.log_child_run(
-                parent_id, exp_id, f"{arm}/{method}/f={fraction:g}/seed={seed}",
+                parent_id, exp_id, f"{method} | {arm} | f={fraction:g} | s={seed}",
                 tags={"sslcore.arm": arm, "sslcore.method": method,
                       "sslcore.label_fraction": f"{fraction:g}", "sslcore.seed": str(seed),
                       "sslcore.kind": "downstream", "sslcore.vertical": cfg.vertical},
@@ -299,9 +276,13 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
                           transfer_encoder=transfer)
         interrupts.set_phase("while writing the report (the sweep is complete and logged)")
         timings |= {f"fit.{k}": v for k, v in sweep.timings.items()}
+        if data.shifted:
+            timings["shift_scoring"] = sweep.shift_seconds
         mlflow_metrics = {f"seconds.{k}": v for k, v in timings.items()}
-        table = summarize(sweep.results)
-        val_table = summarize(sweep.val_results)
+        label_free = label_free_methods(cfg, registries)  # the report's label_free group
+        table = summarize(sweep.results, label_free)
+        val_table = summarize(sweep.val_results, label_free)
+        shift_table = summarize_shift(sweep.shift_results, label_free) if data.shifted else None
         reference = reference_label(cfg.baselines)
         lower = frozenset(lower_is_better(registries.metrics, ev.metrics))
         hl = headline(table, ev.primary_metric, val_table, reference=reference,
@@ -312,34 +293,16 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
         tracking.log_metrics(parent_id, mlflow_metrics)
         tracking.set_tags(parent_id, {"sslcore.best_method": f"{best[0]}/{best[1]}",
                                       "sslcore.child_runs": str(sweep.child_runs)})
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp)
-            table.write_csv(out / "comparison.csv")
-            sweep.results.write_csv(out / "results_per_seed.csv")
-            title = f"{cfg.vertical}: SSL vs baselines ({len(ev.seeds)} seeds)"
-            (out / "comparison.md").write_text(
-                to_markdown(table, ev.primary_metric, sweep.labeled_counts, title, val_table,
-                            reference=reference, lower_is_better=lower)
-                + _dropped_markdown(dropped))
-            label_efficiency_plot(table, ev.primary_metric, out / "label_efficiency.png", title,
-                                  lower_is_better=lower)
-            best_model = sweep.fitted_at_top[best]
-            if data.num_classes > 2:
-                top = max(ev.label_fractions)
-                confusion_matrix_plot(
-                    data.test_y, best_model.predict_scores(data.test_x).argmax(axis=1),
-                    data.class_names or [str(i) for i in range(data.num_classes)],
-                    out / "confusion_matrix.png",
-                    f"{best[0]}/{best[1]} at {top:g} labels, seed {ev.seeds[0]} (test set)")
-            _vertical_artifacts(cfg, registries, ArtifactContext(
-                cfg, data, sweep.fitted_at_top, encoder, device, out), parent_id)
-            _record_geometry(encoder, out, parent_id)
-            _write_file_lists(data, out)
-            tracking.log_artifacts(parent_id, out)
+        best_model = write_parent_artifacts(
+            cfg, registries, data, sweep, parent_id, encoder=encoder, device=device, best=best,
+            tables=(table, val_table, shift_table), reference=reference, lower=lower,
+            dropped=dropped)
         interrupts.fault_point("artifacts")  # the crash tests' hook
         model_uri = tracking.log_best_model(best_model, data.labeled_x[:5],
-                                            data.feature_names, data.class_names)
-        tracking.set_tags(parent_id, {"sslcore.model_uri": model_uri})
+                                            data.feature_names, data.class_names,
+                                            raw_input_for(cfg, registries, data))
+        registered = tracking.record_best_model(parent_id, model_uri, cfg, best, sweep.results,
+                                                sweep.val_results)
     return Report(table, sweep.results, parent_id, exp_id, tracking.resolve_uri(cfg.tracking.uri),
                   cfg, hl, f"{best[0]}/{best[1]}", model_uri, sweep.labeled_counts, timings,
-                  val_table, dropped, lower)
+                  val_table, dropped, lower, shift_table, registered)

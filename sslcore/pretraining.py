@@ -6,6 +6,7 @@ the one writer, :mod:`sslcore.tracking`, on rank 0 only.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from pathlib import Path
@@ -18,8 +19,9 @@ from sslcore.config import ExperimentConfig
 from sslcore.contracts import Backbone
 from sslcore.data.ssl_data import SSLData
 from sslcore.export import write_backbone_spec
-from sslcore.errors import RunInterrupted
+from sslcore.errors import RunInterrupted, SSLCoreError
 from sslcore.train.build import Built
+from sslcore.train.probe import OnlineProbe
 
 
 def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir: Path, *,
@@ -37,6 +39,11 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
     signal ends the run KILLED with the tags ``sslcore.stop_reason`` (the signal and step) and
     ``sslcore.resume_command``, after the checkpoint of that step is written, and raises
     RunInterrupted.
+
+    The online probe (``pretrain.probe_every``, :mod:`sslcore.train.probe`) logs
+    ``probe_<metric>`` at its steps and, at the end, ``best_probe_<metric>``,
+    ``best_probe_step`` and ``probe_seconds``. It is monitoring only: the encoder returned and
+    checkpointed is always the last one, whatever step probed best.
     """
     from sslcore.distributed import is_main_process
     from sslcore.train.pretrain import pretrain_encoder
@@ -57,11 +64,17 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
         on_plan = _plan_logger(run.info.run_id) if run is not None else None
         if run is not None:
             _log_init_report(run.info.run_id, built.task.backbone, ckpt_dir)
+        probe = _make_probe(cfg, built, data) if run is not None else None
+        if probe is not None:
+            tracking.log_params(run.info.run_id, {
+                "probe_metric": probe.metric,
+                "probe_rows": f"{len(probe.rows_fit)} fit + {len(probe.rows_val)} val"})
         try:
             result = pretrain_encoder(built.task, data.unlabeled, cfg.pretrain,
                                       checkpoint_dir=ckpt_dir, resume=resume, device=device,
                                       on_metrics=on_metrics, on_plan=on_plan,
-                                      progress=progress)
+                                      progress=progress, from_init=cfg.backbone.init is not None,
+                                      probe=_guarded(probe) if probe is not None else None)
         except RunInterrupted:
             raise  # the run is marked KILLED, with the stop's reason, by tracking.child_run
         except BaseException as exc:
@@ -80,6 +93,11 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
                 "pretrain_seconds": result.wall_time,
                 "samples_per_second": result.samples_per_second, "steps": result.steps},
                 step=result.steps)
+            best = probe.best(result.probes) if probe is not None else None
+            if probe is not None and best is not None:
+                tracking.log_metrics(run.info.run_id, {
+                    f"best_{probe.name}": best[1], "best_probe_step": best[0],
+                    "probe_seconds": probe.seconds}, step=result.steps)
             if result.final_checkpoint and Path(result.final_checkpoint).exists():
                 tracking.log_artifact(run.info.run_id, result.final_checkpoint, "checkpoint")
                 # What `sslcore export` needs to rebuild the encoder without this config.
@@ -87,6 +105,41 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
                 tracking.log_artifact(run.info.run_id, spec, "checkpoint")
     encoder = built.task.backbone.to(device).eval()
     return encoder
+
+
+def _make_probe(cfg: ExperimentConfig, built: Built, data: SSLData) -> OnlineProbe | None:
+    """The run's online probe on the labeled pool (never the test set), scored with the
+    primary metric (else the first of evaluation.metrics these rows can compute); None when
+    it is off (``probe_every: 0``) or the labeled pool cannot give one (said as a warning)."""
+    registry = built.metrics
+    if cfg.pretrain.probe_every == 0 or registry is None:
+        return None
+    ev = cfg.evaluation
+    usable = [m for m in dict.fromkeys([ev.primary_metric, *ev.metrics])
+              if set(registry.get(m).build().needs_meta or ()) <= set(data.labeled_meta)]
+    try:
+        if not usable:
+            raise ValueError(f"none of the metrics {ev.metrics} can be computed on labeled "
+                             "rows (they need test metadata)")
+        return OnlineProbe(
+            data.labeled_x, data.labeled_y, metric=usable[0], metrics=registry,
+            num_classes=data.num_classes, rows=cfg.pretrain.probe_rows, seed=cfg.pretrain.seed,
+            groups=data.labeled_groups, meta=data.labeled_meta,
+            higher_is_better=registry.get(usable[0]).build().higher_is_better)
+    except ValueError as exc:
+        warnings.warn(f"pretraining runs without the online probe: {exc}", stacklevel=2)
+        return None
+
+
+def _guarded(probe: OnlineProbe) -> Callable[[Any, int], dict[str, float]]:
+    """The probe as the loop's callback: a probe that fails warns, it never ends the run."""
+    def call(backbone: Any, step: int) -> dict[str, float]:
+        try:
+            return probe(backbone, step)
+        except (ValueError, SSLCoreError) as exc:  # e.g. a metric undefined on these rows
+            warnings.warn(f"online probe failed at step {step}: {exc}", stacklevel=2)
+            return {}
+    return call
 
 
 def _log_init_report(run_id: str, backbone: Any, ckpt_dir: Path) -> None:

@@ -12,7 +12,8 @@ Stability, per name (see ``STABILITY``):
   (:class:`Backbone`, :class:`PretextTask`, :class:`Method`, :class:`FitContext`,
   :class:`VerticalRecipe`, :class:`ArtifactContext`, ``Augmentation``), :class:`SSLData`;
 - **provisional**: :class:`Metric` (what ``sslcore_register_metrics`` registers: new, its
-  fields may still grow), and helpers plugins reuse today (embedding and score helpers, the
+  fields may still grow), :class:`RawInput` (a recipe's raw records for the served
+  model), and helpers plugins reuse today (embedding and score helpers, the
   shared supervised loop and its step plan, the reusable baselines, the image-folder loader,
   the distributed helpers, ``load_init`` / ``resolve_init`` / ``InitReport`` / ``InitError``
   for backbones that take ``backbone.init``). Their signatures may still change in a minor version; the changelog
@@ -56,6 +57,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Method": ("sslcore.contracts", "stable"),
     "FitContext": ("sslcore.contracts", "stable"),
     "VerticalRecipe": ("sslcore.contracts", "stable"),
+    "RawInput": ("sslcore.contracts", "provisional"),
     "ArtifactContext": ("sslcore.contracts", "stable"),
     "SSLData": ("sslcore.data.ssl_data", "stable"),
     "DataCard": ("sslcore.data.ssl_data", "stable"),

@@ -2,7 +2,11 @@
 
 The arms: ``ssl`` (the heads on the SSL-pretrained encoder), ``baseline`` (labeled-only
 methods from scratch) and, with ``backbone.init``, ``transfer`` (the same heads on the initial
-encoder: the generic weights + the labels, no domain pretraining)."""
+encoder: the generic weights + the labels, no domain pretraining).
+
+With shifted domains (``SSLData.shifted``), every fit is also scored on each domain's test set
+with the threshold it chose on validation: rows of ``shift_results`` and the child runs'
+``shift_<domain>_<metric>`` metrics. Nothing shifted feeds a choice."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from sslcore.data.sampling import LabeledSubset, labeled_subsets
 from sslcore.data.ssl_data import SSLData
 from sslcore.evaluate.metrics import compute, youden_threshold
 from sslcore.evaluate.report import RESULT_SCHEMA
+from sslcore.evaluate.shift_report import SHIFT_SCHEMA
 
 
 @dataclass
@@ -31,6 +36,10 @@ class SweepResult:
     labeled_counts: dict[float, list[float]]  # mean rows per class per fraction
     child_runs: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # The same columns plus domain: every fit's scores on each shifted test set.
+    shift_results: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema=SHIFT_SCHEMA))
+    shift_seconds: float = 0.0  # predicting and scoring the shifted test sets
 
 
 def fit_context(data: SSLData, subset: LabeledSubset, cfg: ExperimentConfig, *,
@@ -53,6 +62,16 @@ def _methods(cfg: ExperimentConfig) -> list[tuple[str, ComponentRef]]:
     transfer = [("transfer", r) for r in cfg.heads] if cfg.backbone.init is not None else []
     return ([("ssl", r) for r in cfg.heads] + [("baseline", r) for r in cfg.baselines]
             + transfer)
+
+
+def label_free_methods(cfg: ExperimentConfig, registries: Any) -> frozenset[tuple[str, str]]:
+    """(arm, method label) of the sweep's methods whose fit uses no labels
+    (``Method.uses_labels`` False): the report's ``label_free`` group. Building a method only
+    stores its params, so asking is cheap."""
+    return frozenset(
+        (arm, ref.label) for arm, ref in _methods(cfg)
+        if not (registries.baselines if arm == "baseline" else registries.heads)
+        .get(ref.name).build(ref.params).uses_labels)
 
 
 def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Backbone,
@@ -81,7 +100,10 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
     val_rows: list[dict[str, Any]] = []
     fitted: dict[tuple[str, str], Method] = {}
     counts: dict[float, list[list[int]]] = {}
-    label_free: dict[tuple[str, str, int], tuple[Method, np.ndarray]] = {}  # (arm, method, seed)
+    # (arm, method, seed) -> (model, test scores, shifted test scores)
+    label_free: dict[tuple[str, str, int], tuple[Method, np.ndarray, dict[str, np.ndarray]]] = {}
+    shift_rows: list[dict[str, Any]] = []
+    shift_s = 0.0
     cache: dict[str, Any] = {}
     timings: dict[str, float] = {}
     n_child = 0
@@ -117,6 +139,10 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                     val_rows += _logged_rows(done, "val_", [ev.primary_metric],
                                              subset.fraction, seed, arm, ref.label,
                                              breakdown=False)
+                    for name in data.shifted:
+                        shift_rows += [r | {"domain": name} for r in _logged_rows(
+                            done, f"shift_{name}_", ev.metrics, subset.fraction, seed, arm,
+                            ref.label)]
                     timings[timed] = timings.get(timed, 0.0) + done.get("fit_seconds", 0.0)
                     if not keep:
                         bar.update(1)
@@ -125,8 +151,10 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                 method = registry.get(ref.name).build(ref.params)
                 start = time.perf_counter()
                 key = (arm, ref.label, seed)
+                shifted_scores: dict[str, np.ndarray] = {}
                 if not method.uses_labels and key in label_free:
-                    method, scores = label_free[key]  # label-free: same model at every fraction
+                    # label-free: the same model (and scores) at every fraction
+                    method, scores, shifted_scores = label_free[key]
                 else:
                     torch.manual_seed(seed)
                     method.fit(copy.copy(ctx) if arm == "baseline" else
@@ -134,7 +162,7 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                                              transfer_cache if arm == "transfer" else None))
                     scores = method.predict_scores(data.test_x)
                     if not method.uses_labels:
-                        label_free[key] = (method, scores)
+                        label_free[key] = (method, scores, shifted_scores)
                 fit_s = time.perf_counter() - start
                 if done is not None:  # refitted only for the report's models
                     fitted[(arm, ref.label)] = method
@@ -152,6 +180,20 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                 rows += [{"label_fraction": subset.fraction, "seed": seed, "arm": arm,
                           "method": ref.label, "metric": m, "value": v}
                          for m, v in test_metrics.items()]
+                # The same model and threshold on each shifted test set (a label-free model's
+                # scores are computed once, into the cached dict).
+                shift_start = time.perf_counter()
+                shift_metrics: dict[str, float] = {}
+                for name, dom in data.shifted.items():
+                    if name not in shifted_scores:
+                        shifted_scores[name] = method.predict_scores(dom.test_x)
+                    scored = compute(ev.metrics, dom.test_y, shifted_scores[name],
+                                     metrics=metrics, threshold=threshold, meta=dom.test_meta)
+                    shift_rows += [{"label_fraction": subset.fraction, "seed": seed,
+                                    "arm": arm, "method": ref.label, "metric": m, "value": v,
+                                    "domain": name} for m, v in scored.items()]
+                    shift_metrics |= {f"shift_{name}_{m}": v for m, v in scored.items()}
+                shift_s += time.perf_counter() - shift_start
                 val: dict[str, float] = {}
                 if val_pred is not None:
                     val = compute([ev.primary_metric], ctx.y_val, val_pred, metrics=metrics,
@@ -170,14 +212,14 @@ def run_sweep(cfg: ExperimentConfig, registries: Any, data: SSLData, encoder: Ba
                               metrics=dict(getattr(method, "fit_info", None) or {})
                               | {f"test_{k}": v for k, v in test_metrics.items()}
                               | {f"val_{k}": v for k, v in val.items()}
-                              | {"fit_seconds": fit_s})
+                              | shift_metrics | {"fit_seconds": fit_s})
                     n_child += 1
                 bar.update(1)
     bar.close()
     mean_counts = {f: np.mean(np.array(c), axis=0).round(1).tolist() for f, c in counts.items()}
     return SweepResult(pl.DataFrame(rows, schema=RESULT_SCHEMA),
                        pl.DataFrame(val_rows, schema=RESULT_SCHEMA), fitted, mean_counts,
-                       n_child, timings)
+                       n_child, timings, pl.DataFrame(shift_rows, schema=SHIFT_SCHEMA), shift_s)
 
 
 def _logged_rows(metrics: dict[str, float], prefix: str, names: list[str], fraction: float,

@@ -69,6 +69,17 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def stop_server(proc: subprocess.Popen, grace: float = 30) -> None:
+    """Stop a server started with ``start_new_session=True`` by its process group: SIGTERM,
+    then SIGKILL after ``grace`` seconds, and SIGKILL again for a worker that outlived it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _kill_group(proc.pid)
+    proc.wait()
+
+
 @pytest.fixture
 def sslcore_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``sslcore_cli(*args, cwd=...)`` runs ``python -m sslcore *args`` with a timeout.

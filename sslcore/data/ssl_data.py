@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sslcore.data.parquet_pool import ParquetPool
 from sslcore.errors import DataError
+
+if TYPE_CHECKING:
+    from sslcore.data.shift import ShiftedDomain
 
 # Rows of a lazily read pool loaded for label-free statistics (normalizers, detectors).
 IN_MEMORY_SAMPLE = 200_000
@@ -64,6 +67,9 @@ class SSLData:
     # read labeled_meta; event metrics read test_meta. Never features.
     labeled_meta: dict[str, np.ndarray] = field(default_factory=dict)
     test_meta: dict[str, np.ndarray] = field(default_factory=dict)
+    # Named shifted domains (sslcore.data.shift): every model is also scored on each test set;
+    # an unlabeled pool joins pretraining only when pretrain.target_unlabeled names it.
+    shifted: dict[str, ShiftedDomain] = field(default_factory=dict)
     _sample: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -132,6 +138,10 @@ class SSLData:
         self.test_x = self.test_x.astype(np.float32, copy=False)
         self.labeled_y = self.labeled_y.astype(np.int64, copy=False)
         self.test_y = self.test_y.astype(np.int64, copy=False)
+        if self.shifted:
+            from sslcore.data.shift import check_domains
+
+            check_domains(self)
         return self
 
     def card(self) -> DataCard:
@@ -141,17 +151,30 @@ class SSLData:
                 digest.update(arr.fingerprint().encode())  # files' identity, not a full read
             else:
                 digest.update(np.ascontiguousarray(arr).tobytes())
+        rows = {"unlabeled": len(self.unlabeled), "labeled": len(self.labeled_x),
+                "test": len(self.test_x)}
+        for name, dom in sorted(self.shifted.items()):  # none: the hash is as before
+            digest.update(f"shifted:{name}".encode())
+            for arr in (dom.test_x, dom.test_y, dom.unlabeled):
+                if isinstance(arr, ParquetPool):
+                    digest.update(arr.fingerprint().encode())
+                elif arr is not None:
+                    digest.update(np.ascontiguousarray(arr).tobytes())
+            rows[f"shift.{name}.test"] = len(dom.test_x)
+            if dom.unlabeled is not None:
+                rows[f"shift.{name}.unlabeled"] = len(dom.unlabeled)
         names = self.class_names or [str(i) for i in range(self.num_classes)]
 
         def balance(y: np.ndarray) -> dict[str, int]:
             counts = np.bincount(y, minlength=len(names))
             return {names[i]: int(c) for i, c in enumerate(counts)}
 
+        class_balance = {"labeled": balance(self.labeled_y), "test": balance(self.test_y)}
+        class_balance |= {f"shift.{n}.test": balance(d.test_y) for n, d in self.shifted.items()}
         return DataCard(
-            sources=self.sources,
-            rows={"unlabeled": len(self.unlabeled), "labeled": len(self.labeled_x),
-                  "test": len(self.test_x)},
-            class_balance={"labeled": balance(self.labeled_y), "test": balance(self.test_y)},
+            sources=self.sources + [f"shifted {n}: {'; '.join(d.sources) or 'arrays'}"
+                                    for n, d in self.shifted.items()],
+            rows=rows, class_balance=class_balance,
             content_hash=digest.hexdigest()[:16],
             notes=self.notes,
         )

@@ -10,30 +10,39 @@ import numpy as np
 import polars as pl
 
 
-# Line and marker per arm: ssl solid, baseline dashed, transfer (backbone.init + labels, no SSL)
-# dash-dotted; any other arm dashed.
-_ARM_STYLE = {"ssl": ("-", "o"), "baseline": ("--", "s"), "transfer": ("-.", "^")}
+# Line and marker per group: ssl solid, baseline (labeled-only) dashed, transfer
+# (backbone.init + labels, no SSL) dash-dotted, label-free (no labels at all) dotted.
+_GROUP_STYLE = {"ssl": ("-", "o"), "baseline": ("--", "s"), "transfer": ("-.", "^"),
+                "label_free": (":", "x")}
 
 
 def label_efficiency_plot(table: pl.DataFrame, metric: str, path: Path, title: str, *,
                           lower_is_better: Collection[str] = frozenset()) -> Path:
-    """``metric`` against the label fraction per (arm, method), every arm of the table (ssl,
-    baseline, transfer); the axis says when lower is better
-    (``metric in lower_is_better``)."""
+    """``metric`` against the label fraction per method, in every group of the table (ssl,
+    baseline, transfer, label_free: see :mod:`sslcore.evaluate.headline`); a band of one std
+    over seeds where two or more seeds define the mean (none for one seed); the axis says
+    when lower is better (``metric in lower_is_better``)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
-    sub = table.filter(pl.col("metric") == metric).sort("label_fraction")
+    from sslcore.evaluate.headline import shown_name, with_groups
+
+    sub = with_groups(table.filter(pl.col("metric") == metric)).sort("label_fraction")
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    for i, ((arm, method), grp) in enumerate(sub.group_by(["arm", "method"], maintain_order=True)):
+    keys = ["group", "arm", "method"]
+    for i, ((group, arm, method), grp) in enumerate(sub.group_by(keys, maintain_order=True)):
         x = grp["label_fraction"].to_numpy()
         mean, std = grp["mean"].to_numpy(), grp["std"].to_numpy()
-        style, marker = _ARM_STYLE.get(arm, ("--", "s"))
-        line, = ax.plot(x, mean, style, marker=marker, label=f"{arm}: {method}",
-                        color=f"C{i % 10}", linewidth=2 if arm == "ssl" else 1.5)
-        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        style, marker = _GROUP_STYLE.get(group, ("--", "s"))
+        line, = ax.plot(x, mean, style, marker=marker,
+                        label=f"{group}: {shown_name(group, arm, method)}",
+                        color=f"C{i % 10}", linewidth=2 if group == "ssl" else 1.5)
+        spread = np.isfinite(std) & (grp["n_defined"].to_numpy() > 1)
+        if spread.any():
+            ax.fill_between(x, mean - std, mean + std, where=spread, color=line.get_color(),
+                            alpha=0.15)
     ax.set_xscale("log")
     ticks = sorted(sub["label_fraction"].unique().to_list())
     ax.set_xticks(ticks, [f"{t:.0%}" if t >= 0.01 else f"{t:.1%}" for t in ticks])

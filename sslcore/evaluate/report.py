@@ -1,174 +1,138 @@
-"""The label-efficiency report: per-seed results -> mean/std table, markdown, headline numbers."""
+"""The label-efficiency report: per-seed results -> mean/std table, the headline's sentences,
+markdown, console grid.
+
+The headline's choices (each group's on validation, the ranking, the model logged) are made in
+:mod:`sslcore.evaluate.headline`; its names are re-exported here."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+import math
+from collections.abc import Collection
 from typing import Any
 
 import polars as pl
 
-# The plain reference every recipe lists in its baseline arm (logistic regression on the raw
-# inputs): the headline says when it beats an arm's chosen method.
-REFERENCE_METHOD = "logreg_raw"
-REFERENCE_TEXT = "the plain logistic regression on raw inputs"
+from sslcore.evaluate.headline import (  # noqa: F401 - re-exported: the report's public names
+    GROUP_ORDER,
+    GROUP_TEXT,
+    LABEL_FREE,
+    REFERENCE_METHOD,
+    REFERENCE_TEXT,
+    TIE_TOLERANCE,
+    Headline,
+    Overall,
+    groups_present,
+    headline,
+    overall_choice,
+    reference_label,
+    shown_name,
+    with_groups,
+)
 
 RESULT_SCHEMA = {"label_fraction": pl.Float64, "seed": pl.Int64, "arm": pl.Utf8,
                  "method": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64}
 
 
-def summarize(results: pl.DataFrame) -> pl.DataFrame:
-    """Columns: label_fraction, arm, method, metric, mean, std, n_seeds, n_defined.
+def summarize(results: pl.DataFrame,
+              label_free: Collection[tuple[str, str]] = frozenset()) -> pl.DataFrame:
+    """Columns: label_fraction, group, arm, method, metric, mean, std, n_seeds, n_defined.
+
+    ``group`` is the arm, except ``label_free`` for the (arm, method) pairs in ``label_free``
+    (the methods that use no labels: ``sslcore.sweep.label_free_methods``).
 
     A metric can be undefined (NaN) in some seeds: the median lead time of the first alert when
     a seed's model alerted on no failure, a per-mode metric with no failure of that mode. The
-    mean and std are over the ``n_defined`` seeds where it is defined (std 0 for one; both NaN
-    for none), so one such seed does not blank the others; the report says how many."""
+    mean and std are over the ``n_defined`` seeds where it is defined, so one such seed does
+    not blank the others; the report says how many. The std needs two defined seeds: NaN with
+    one (shown as ``n/a``: one seed has no spread to report) or none."""
     value = pl.col("value").fill_nan(None)
     defined = value.count()
+    free = [f"{arm}\x1f{method}" for arm, method in label_free]
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
     return (
         results.group_by(["label_fraction", "arm", "method", "metric"])
         .agg(value.mean().fill_null(float("nan")).alias("mean"),
-             pl.when(defined > 0).then(value.std().fill_null(0.0))
-             .otherwise(float("nan")).alias("std"),
+             pl.when(defined > 1).then(value.std()).otherwise(float("nan")).alias("std"),
              pl.col("seed").n_unique().alias("n_seeds"),
              defined.alias("n_defined"))
-        .sort(["metric", "label_fraction", "arm", "method"], descending=[False, False, True, False])
+        .with_columns(pl.when(pl.concat_str("arm", "method", separator="\x1f").is_in(free))
+                      .then(pl.lit(LABEL_FREE)).otherwise(pl.col("arm")).alias("group"))
+        .with_columns(pl.col("group").replace_strict(rank, default=len(rank),
+                                                     return_dtype=pl.Int64).alias("_rank"))
+        .sort(["metric", "label_fraction", "_rank", "arm", "method"])
+        .select("label_fraction", "group", "arm", "method", "metric", "mean", "std",
+                "n_seeds", "n_defined")
     )
+
+
+def spread(std: float, n_defined: int, digits: int = 4) -> str:
+    """The std as text: ``n/a`` when a single seed defines the mean (no spread to report)."""
+    return "n/a" if n_defined == 1 else f"{std:.{digits}f}"
 
 
 def _cell(row: pl.DataFrame) -> str:
     """'mean ± std', plus '(k of n seeds)' when the metric is undefined in some seeds."""
-    text = f"{row['mean'][0]:.4f} ± {row['std'][0]:.4f}"
     defined, seeds = row["n_defined"][0], row["n_seeds"][0]
+    text = f"{row['mean'][0]:.4f} ± {spread(row['std'][0], defined)}"
     unit = "seed" if seeds == 1 else "seeds"
     return text + (f" ({defined} of {seeds} {unit})" if defined < seeds else "")
 
 
-@dataclass
-class Headline:
-    """The comparison in one line per fraction: best SSL method vs best baseline (and, when the
-    sweep has the ``transfer`` arm, best transfer: ``transfer`` is then True).
-
-    Each arm's "best" method is the one with the best mean *validation* score at that
-    fraction (``chosen_on == "validation split"``); the numbers are its test means. Picking the
-    best on the test set instead would favour whichever arm lists more methods.
-
-    Each row also holds ``reference``: (label, test mean) of the plain reference in the
-    baseline arm (``reference`` names it; None when the sweep has none), and whether it beats
-    each arm's chosen method (``reference_beats_ssl``, ``reference_beats_baseline``: the
-    latter False when the reference *is* the baseline arm's choice).
-
-    Row keys: ``label_fraction``, ``best_ssl``, ``best_baseline``, ``best_transfer`` (None
-    without the arm), ``ssl_wins`` (SSL's choice beats every other arm's choice: the baseline's
-    and, when present, the transfer arm's), ``reference``, ``reference_beats_ssl``,
-    ``reference_beats_baseline``, ``reference_beats_transfer``."""
-
-    metric: str
-    rows: list[dict[str, object]]
-    labels_to_match_full_baseline: float | None
-    full_baseline: tuple[str, float] | None
-    chosen_on: str = "validation split"
-    reference: str | None = None
-    transfer: bool = False  # the sweep has the transfer arm (backbone.init)
-
-
-def reference_label(baselines: Iterable[Any]) -> str | None:
-    """The report label (alias or name) of the reference among config ``baselines``
-    (ComponentRefs), or None when they do not list it."""
-    return next((ref.label for ref in baselines if ref.name == REFERENCE_METHOD), None)
-
-
-# Validation means closer than this are a tie: a split of a handful of rows often gives
-# several methods a perfect score.
-TIE_TOLERANCE = 1e-9
-
-
-def _pick(summary: pl.DataFrame, arm: str, metric: str, fraction: float,
-          lower: Collection[str]) -> list[str]:
-    """The arm's methods with the best mean on ``summary`` at ``fraction``: one, or all that
-    tie for it."""
-    sub = summary.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
-                         & (pl.col("label_fraction") == fraction) & pl.col("mean").is_not_nan())
-    if sub.is_empty():
-        return []
-    sub = sub.sort(["mean", "method"], descending=[metric not in lower, False])
-    best = float(sub["mean"][0])
-    return [str(m) for m, v in zip(sub["method"], sub["mean"], strict=True)
-            if abs(float(v) - best) <= TIE_TOLERANCE]
-
-
-def _best(table: pl.DataFrame, choose_by: pl.DataFrame, arm: str, metric: str,
-          fraction: float, lower: Collection[str]) -> tuple[str, float] | None:
-    """(method, its test mean) for the arm's method chosen on ``choose_by`` at ``fraction``.
-
-    When several methods tie on validation, none of them is preferred: the arm is represented
-    by their mean test score (what picking one of them at random scores on average), labelled
-    ``tied on validation: a, b, ...``. Breaking the tie by name would report whichever sorts
-    first."""
-    chosen = [m for m in (_test_mean(table, arm, metric, fraction, name)
-                          for name in _pick(choose_by, arm, metric, fraction, lower)) if m]
-    if len(chosen) <= 1:
-        return chosen[0] if chosen else None
-    names = [name for name, _ in chosen]
-    shown = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
-    return f"tied on validation: {shown}", sum(v for _, v in chosen) / len(chosen)
-
-
-def _test_mean(table: pl.DataFrame, arm: str, metric: str, fraction: float,
-               method: str) -> tuple[str, float] | None:
-    row = table.filter((pl.col("arm") == arm) & (pl.col("metric") == metric)
-                       & (pl.col("label_fraction") == fraction) & (pl.col("method") == method))
-    return (method, float(row["mean"][0])) if len(row) else None
-
-
-def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = None,
-             reference: str | None = REFERENCE_METHOD, *,
-             lower_is_better: Collection[str] = frozenset()) -> Headline:
-    """Best SSL vs best baseline (and best transfer, when the table has that arm) per fraction,
-    each arm's method chosen on ``val_table`` (the :func:`summarize` of validation scores);
-    without one, on the test table itself (say so).
-
-    ``reference`` is the report label of the plain reference in the baseline arm (see
-    :func:`reference_label` for an aliased one); its test score is reported at every fraction.
-    ``lower_is_better`` names the metrics where lower wins (``sslcore.evaluate.metrics.
-    lower_is_better`` of the metric registry).
-    """
-    choose_by = table if val_table is None or val_table.is_empty() else val_table
-    fractions = sorted(table["label_fraction"].unique().to_list())
-    better = (lambda a, b: a <= b) if metric in lower_is_better else (lambda a, b: a >= b)
-
-    def beats(a: tuple[str, float] | None, b: tuple[str, float] | None) -> bool:
-        return bool(a and b and a[0] != b[0] and better(a[1], b[1]) and a[1] != b[1])
-
-    def ahead(a: tuple[str, float] | None, b: tuple[str, float] | None) -> bool:
-        return bool(a and b and better(a[1], b[1]) and a[1] != b[1])
-
-    has_transfer = "transfer" in table["arm"].to_list()
-    rows = []
-    for f in fractions:
-        ssl = _best(table, choose_by, "ssl", metric, f, lower_is_better)
-        base = _best(table, choose_by, "baseline", metric, f, lower_is_better)
-        tr = _best(table, choose_by, "transfer", metric, f, lower_is_better) \
-            if has_transfer else None
-        ref = _test_mean(table, "baseline", metric, f, reference) if reference else None
-        rows.append({"label_fraction": f, "best_ssl": ssl, "best_baseline": base,
-                     "best_transfer": tr,
-                     "ssl_wins": ahead(ssl, base) and (tr is None or ahead(ssl, tr)),
-                     "reference": ref, "reference_beats_ssl": beats(ref, ssl),
-                     "reference_beats_baseline": beats(ref, base),
-                     "reference_beats_transfer": beats(ref, tr)})
-    full = rows[-1]["best_baseline"] if rows else None  # the largest fraction's baseline
-    need = next((r["label_fraction"] for r in rows if full and r["best_ssl"]
-                 and better(r["best_ssl"][1], full[1])), None)
-    has_ref = any(r["reference"] for r in rows)
-    return Headline(metric, rows, need, full,
-                    "test set" if choose_by is table else "validation split",
-                    reference if has_ref else None, has_transfer)
+def _names(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` (with groups) plus ``name``: each method as the report shows it."""
+    return with_groups(table).with_columns(
+        pl.struct("group", "arm", "method").map_elements(
+            lambda r: shown_name(r["group"], r["arm"], r["method"]),
+            return_dtype=pl.Utf8).alias("name"))
 
 
 def _percent(fraction: float) -> str:
     return f"{fraction * 100:g}%"
+
+
+def ranking_line(row: dict[str, Any], lower_is_better: bool = False) -> str:
+    """'at 1%: best label-free iforest 0.6300 > best SSL finetune 0.4800 > ...' (``<`` when
+    lower is better; ``=`` between equal scores)."""
+    parts: list[str] = []
+    last: float | None = None
+    for group, (name, value) in row["ranking"]:
+        if last is not None:
+            level = abs(value - last) <= TIE_TOLERANCE  # a mean of a tie can differ by 1 ulp
+            parts.append("=" if level else "<" if lower_is_better else ">")
+        shown = f"({name})" if name.startswith("tied on validation") else name
+        parts.append(f"best {GROUP_TEXT.get(group, group)} {shown} {value:.4f}")
+        last = value
+    return f"at {_percent(row['label_fraction'])}: " + " ".join(parts)
+
+
+def overall_sentences(hl: Headline) -> list[str]:
+    """What the logged model is, and plainly why when the test set ranks another group first.
+
+    Example: "Best overall at 100% labels, chosen on the validation split: labeled-only
+    hist_gbm (test auprc 0.5100); it is the model logged." """
+    o = hl.overall
+    if o is None:
+        return []
+    name = shown_name(o.group, o.arm, o.method)
+    what = f"{GROUP_TEXT.get(o.group, o.group)} {name}"
+    score = (f"test {hl.metric} {o.test:.4f}" if o.test is not None and not math.isnan(o.test)
+             else f"no test {hl.metric}")
+    head = f"Best overall at {_percent(o.label_fraction)} labels, chosen on the {hl.chosen_on}"
+    if len(o.tied) > 1:
+        out = [f"{head}: {len(o.tied)} methods tie ({', '.join(o.tied)}); the model logged is "
+               f"the first by name, {what} ({score})."]
+    else:
+        out = [f"{head}: {what} ({score}); it is the model logged."]
+    if o.beaten_on_test_by:
+        group, (other, value) = o.beaten_on_test_by
+        out.append(f"On the test set the {GROUP_TEXT.get(group, group)} choice ({other}, "
+                   f"{value:.4f}) does better, yet the logged model stays {name}: the model "
+                   f"is chosen on the {hl.chosen_on} only; the test set reports, it does not "
+                   "choose.")
+    if o.group == LABEL_FREE:
+        out.append(f"The logged model ({name}) uses no labels: its output is an anomaly score "
+                   "(higher = more likely positive), not a class probability.")
+    return out
 
 
 def reference_sentences(hl: Headline) -> list[str]:
@@ -202,56 +166,88 @@ def reference_sentences(hl: Headline) -> list[str]:
     return out
 
 
-def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[int]],
-                title: str, val_table: pl.DataFrame | None = None,
-                reference: str | None = REFERENCE_METHOD, *,
-                lower_is_better: Collection[str] = frozenset()) -> str:
-    """comparison.md: the headline (with the plain reference's score and, where it beats an
-    arm's chosen method, a sentence saying so), primary-metric grid, every metric, labeled
-    counts. ``lower_is_better``: as for :func:`headline`; those metrics' sections say so."""
-    fractions = sorted(table["label_fraction"].unique().to_list())
-    lines = [f"# {title}", ""]
-    hl = headline(table, primary, val_table, reference, lower_is_better=lower_is_better)
+def headline_lines(hl: Headline) -> list[str]:
+    """The headline for the terminal: the ranking per fraction, then the sentences."""
+    order = "lower is better" if hl.lower_is_better else "higher is better"
+    lines = [f"Each group's best method at a fraction is chosen on the {hl.chosen_on}; "
+             f"test {hl.metric} ({order}), best first:"]
+    for row in hl.rows:
+        ref = row.get("reference")
+        plain = f" (plain reference {ref[0]} {ref[1]:.4f})" if ref else ""
+        lines.append("  " + ranking_line(row, hl.lower_is_better) + plain)
+    return lines + reference_sentences(hl) + overall_sentences(hl)
+
+
+def _headline_markdown(hl: Headline, fractions: list[float], primary: str) -> list[str]:
+    """The headline section of comparison.md: the ranking per fraction, then the table."""
+    lines = [f"Each group's best method at a fraction is chosen on the {hl.chosen_on}; test "
+             f"{primary} ({'lower' if hl.lower_is_better else 'higher'} is better), best "
+             "first:", ""]
+    lines += [f"- {ranking_line(row, hl.lower_is_better)}" for row in hl.rows if row["ranking"]]
+    lines.append("")
+    others = [GROUP_TEXT[g] for g, present in (("baseline", True), ("transfer", hl.transfer),
+                                               ("label_free", hl.label_free)) if present]
+    notes = []
+    if hl.transfer:
+        notes.append("the transfer arm is the generic model (backbone.init) + the labels, "
+                     "without SSL")
+    if hl.label_free:
+        notes.append("label-free: the methods that use no labels (their score is the same at "
+                     "every fraction), whichever arm ran them")
+    if len(others) > 1:
+        notes.append(f"SSL ahead: better than every other group's choice ({', '.join(others)})")
     if hl.full_baseline:
         name, value = hl.full_baseline
         match = (f"{hl.labels_to_match_full_baseline:.0%} of the labels"
                  if hl.labels_to_match_full_baseline is not None else "no fraction tried")
-        lines += [f"SSL needs **{match}** to match the best baseline trained on "
-                  f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f}); "
-                  f"each arm's best method chosen on the {hl.chosen_on}"
-                  + ("; the transfer arm is the generic model (backbone.init) + the labels, "
-                     "without SSL; SSL ahead: better than both other arms' choices."
-                     if hl.transfer else "."), ""]
-        ref_col = f" plain reference ({hl.reference}) |" if hl.reference else ""
-        tr_col = " transfer (chosen) |" if hl.transfer else ""
-        lines += ["| label fraction | SSL (chosen) | baseline (chosen) |" + tr_col
-                  + " SSL ahead |" + ref_col,
-                  "|---|---|---|---|" + ("---|" if hl.transfer else "")
-                  + ("---|" if hl.reference else "")]
-        for row in hl.rows:
-            ssl, base, ref = row["best_ssl"], row["best_baseline"], row["reference"]
-            tr = row.get("best_transfer")
-            if ssl and base:
-                cell = (f" {ref[1]:.4f} |" if ref else " |") if hl.reference else ""
-                tr_cell = (f" {tr[0]} {tr[1]:.4f} |" if tr else " |") if hl.transfer else ""
-                lines.append(f"| {row['label_fraction']:g} | {ssl[0]} {ssl[1]:.4f} | "
-                             f"{base[0]} {base[1]:.4f} |{tr_cell} "
-                             f"{'yes' if row['ssl_wins'] else 'no'} |" + cell)
-        lines.append("")
-        sentences = reference_sentences(hl)
-        lines += [*sentences, ""] if sentences else []
+        lines += [f"SSL needs **{match}** to match the best labeled-only baseline trained on "
+                  f"{max(fractions):.0%} of the labels ({name}, {primary} {value:.4f})"
+                  + "".join(f"; {n}" for n in notes) + ".", ""]
+    columns = [("SSL (chosen)", "best_ssl", True), ("baseline (chosen)", "best_baseline", True),
+               ("transfer (chosen)", "best_transfer", hl.transfer),
+               ("label-free (chosen)", "best_label_free", hl.label_free)]
+    columns = [(title, key) for title, key, shown in columns if shown]
+    ref_col = f" plain reference ({hl.reference}) |" if hl.reference else ""
+    lines += ["| label fraction |" + "".join(f" {t} |" for t, _ in columns) + " SSL ahead |"
+              + ref_col, "|---|" + "---|" * (len(columns) + 1) + ("---|" if hl.reference else "")]
+    for row in hl.rows:
+        if not (row["best_ssl"] and row["best_baseline"]):
+            continue
+        cells = "".join(f" {row[k][0]} {row[k][1]:.4f} |" if row[k] else " |" for _, k in columns)
+        ref = row["reference"]
+        cell = (f" {ref[1]:.4f} |" if ref else " |") if hl.reference else ""
+        lines.append(f"| {row['label_fraction']:g} |{cells} "
+                     f"{'yes' if row['ssl_wins'] else 'no'} |" + cell)
+    lines.append("")
+    sentences = reference_sentences(hl) + overall_sentences(hl)
+    return lines + ([*sentences, ""] if sentences else [])
+
+
+def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[int]],
+                title: str, val_table: pl.DataFrame | None = None,
+                reference: str | None = REFERENCE_METHOD, *,
+                lower_is_better: Collection[str] = frozenset()) -> str:
+    """comparison.md: the headline (the groups ranked per fraction, the plain reference's score
+    and, where it beats an arm's chosen method, a sentence saying so; the model logged), every
+    metric's grid by group, labeled counts. ``lower_is_better``: as for :func:`headline`;
+    those metrics' sections say so. One-seed cells show ``n/a`` for the spread."""
+    fractions = sorted(table["label_fraction"].unique().to_list())
+    lines = [f"# {title}", ""]
+    hl = headline(table, primary, val_table, reference, lower_is_better=lower_is_better)
+    lines += _headline_markdown(hl, fractions, primary)
+    named = _names(table)
     for metric in [primary] + sorted(set(table["metric"].to_list()) - {primary}):
         lines += [f"## {metric}" + (" (lower is better)" if metric in lower_is_better else ""),
                   ""]
-        lines.append("| arm | method | " + " | ".join(f"{f:g}" for f in fractions) + " |")
+        lines.append("| group | method | " + " | ".join(f"{f:g}" for f in fractions) + " |")
         lines.append("|---|---|" + "---|" * len(fractions))
-        sub = table.filter(pl.col("metric") == metric)
-        for (arm, method), grp in sub.group_by(["arm", "method"], maintain_order=True):
+        sub = named.filter(pl.col("metric") == metric)
+        for (group, name), grp in sub.group_by(["group", "name"], maintain_order=True):
             cells = []
             for f in fractions:
                 row = grp.filter(pl.col("label_fraction") == f)
                 cells.append(_cell(row) if len(row) else "")
-            lines.append(f"| {arm} | {method} | " + " | ".join(cells) + " |")
+            lines.append(f"| {group} | {name} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Labeled rows per fraction (mean over seeds, per class)", "",
               "| label fraction | rows per class |", "|---|---|"]
@@ -260,12 +256,14 @@ def to_markdown(table: pl.DataFrame, primary: str, positives: dict[float, list[i
 
 
 def format_console(table: pl.DataFrame, primary: str) -> str:
-    """A compact grid of the primary metric for the terminal."""
-    sub = table.filter(pl.col("metric") == primary).with_columns(
-        pl.struct("mean", "std").map_elements(lambda r: f"{r['mean']:.3f} ± {r['std']:.3f}",
-                                              return_dtype=pl.Utf8).alias("cell"))
-    grid = sub.pivot(on="label_fraction", index=["arm", "method"], values="cell",
-                     sort_columns=True)
+    """A compact grid of the primary metric for the terminal, rows by group; ``n/a`` for the
+    spread of a one-seed cell."""
+    sub = _names(table.filter(pl.col("metric") == primary)).with_columns(
+        pl.struct("mean", "std", "n_defined").map_elements(
+            lambda r: f"{r['mean']:.3f} ± {spread(r['std'], r['n_defined'], 3)}",
+            return_dtype=pl.Utf8).alias("cell"))
+    grid = sub.pivot(on="label_fraction", index=["group", "name"], values="cell",
+                     sort_columns=True).rename({"name": "method"})
     with pl.Config(tbl_rows=100, tbl_cols=20, fmt_str_lengths=40, tbl_width_chars=160,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         return f"test_{primary} (mean ± std over seeds) by label fraction\n{grid}"

@@ -49,6 +49,6 @@ __all__ = ["InitError", "InitFileError", "InitIncompleteError", "InitMismatchErr
 
 def accepts_init(factory: Any) -> bool:
     """True when a backbone factory takes ``init=`` (an ``init`` parameter or ``**kwargs``)."""
-    from sslcore.config import _accepts_init
+    from sslcore.config_checks import _accepts_init
 
     return _accepts_init(factory)

@@ -302,7 +302,8 @@ def check_metric(entry: Entry[Any]) -> None:
 
 def check_vertical(entry: Entry[Any], registries: Any) -> None:
     """The recipe (and its ``--quick`` variant) validates and names registered components."""
-    from sslcore.config import check_components, deep_merge, validate_config
+    from sslcore.config import deep_merge, validate_config
+    from sslcore.config_checks import check_components
 
     check_params(entry)
     recipe = entry.build(None)

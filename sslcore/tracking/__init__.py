@@ -19,7 +19,9 @@ finish (KILLED or FAILED): its id, params and metric history continue.
 
 The package by concept: this module, the runs and what they record; ``ownership``, who owns
 a run (identity, heartbeat, stops, orphans, reattaching); ``restarts``, one run across
-torchrun restarts.
+torchrun restarts; ``experiments``, the experiment as the UI shows it (its kind, a saved view
+of the runs table, artifacts beside a sqlite store); ``models``, the logged model and its
+Model Registry versions and aliases.
 """
 
 from __future__ import annotations
@@ -54,6 +56,22 @@ from sslcore.tracking.ownership import (  # noqa: F401 - re-exported: the tracki
     latest_child,
     owned,
 )
+from sslcore.tracking.experiments import (  # noqa: F401 - re-exported: the tracking API
+    EXPERIMENT_KIND_TAG,
+    MACHINE_LEARNING,
+    VIEW_KEY,
+    default_artifact_root,
+    ensure_experiment,
+    prepare_ui,
+)
+from sslcore.tracking.models import (  # noqa: F401 - re-exported: the tracking API
+    CANDIDATE,
+    CHAMPION,
+    log_best_model,
+    promote,
+    record_best_model,
+    register_best_model,
+)
 from sslcore.tracking.restarts import (  # noqa: F401 - re-exported: the tracking API
     RUN_RECORD_ENV,
     fail_recorded_runs,
@@ -63,8 +81,8 @@ from sslcore.tracking.restarts import (  # noqa: F401 - re-exported: the trackin
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _MAX_PARAM_LEN = 6000
+_MAX_TAG_LEN = 8000  # MLflow's limit on a tag value
 logger = logging.getLogger(__name__)
-
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -89,13 +107,16 @@ def flatten(prefix: str, obj: Any) -> dict[str, str]:
 @contextmanager
 def parent_run(uri: str | None, experiment: str, run_name: str, tags: dict[str, str],
                params: dict[str, str], run_id: str | None = None, *,
-               config_hash: str | None = None, resume: bool = False) -> Iterator[Any]:
+               config_hash: str | None = None, resume: bool = False,
+               artifact_root: str | None = None) -> Iterator[Any]:
     """Start the experiment's parent run (or reopen ``run_id``); FAILED if the body raises,
     KILLED with ``sslcore.stop_reason`` and ``sslcore.resume_command`` on a stop signal.
 
-    Before, the runs of this experiment left RUNNING by a process that is gone are marked
-    KILLED (:func:`close_orphans`). With ``resume`` (and no ``run_id``), the newest parent run
-    of the same ``config_hash`` and ``sslcore.kind`` that did not finish is reopened.
+    A new experiment is created for the UI's runs view, with its artifacts in
+    ``artifact_root`` or beside a sqlite store (:func:`ensure_experiment`). Before the run,
+    the runs of this experiment left RUNNING by a process that is gone are marked KILLED
+    (:func:`close_orphans`). With ``resume`` (and no ``run_id``), the newest parent run of the
+    same ``config_hash`` and ``sslcore.kind`` that did not finish is reopened.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -105,8 +126,10 @@ def parent_run(uri: str | None, experiment: str, run_name: str, tags: dict[str, 
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(resolve_uri(uri))
     try:
-        exp = mlflow.set_experiment(experiment)
         client = MlflowClient()
+        exp = mlflow.set_experiment(experiment_id=ensure_experiment(
+            client, experiment, resolve_uri(uri), artifact_root,
+            tags.get("sslcore.primary_metric")))
         for orphan, why in close_orphans(exp.experiment_id, config_hash):
             logger.warning("marked MLflow run %s KILLED: %s", orphan, why)
         if run_id is None and resume and config_hash:
@@ -145,18 +168,21 @@ def log_child_run(parent_id: str, experiment_id: str, name: str, tags: dict[str,
                   params: dict[str, str], metrics: dict[str, float]) -> str:
     """One finished child run (a method at a label fraction and seed) in three calls.
 
-    A stop signal waits for the three calls (a child is logged whole or not at all); only a
-    SIGKILL in between leaves it RUNNING, and the next start marks it KILLED.
+    The run is created after the fit; its start time is set back by the metric
+    ``fit_seconds``, so the UI's duration is the fit's. A stop signal waits for the three
+    calls (a child is logged whole or not at all); only a SIGKILL in between leaves it
+    RUNNING, and the next start marks it KILLED.
     """
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
     client = MlflowClient()
+    now = int(time.time() * 1000)
+    start = now - int(round(1000 * max(float(metrics.get("fit_seconds", 0.0)), 0.0)))
     with interrupts.deferred():
-        run = client.create_run(experiment_id, run_name=name,
+        run = client.create_run(experiment_id, start_time=start, run_name=name,
                                 tags={"mlflow.parentRunId": parent_id} | _identity(None) | tags)
         interrupts.fault_point("child_logging", _count_child())  # the crash tests' hook
-        now = int(time.time() * 1000)
         status = "FAILED"
         try:
             client.log_batch(run.info.run_id,
@@ -165,7 +191,7 @@ def log_child_run(parent_id: str, experiment_id: str, name: str, tags: dict[str,
                              tags=[RunTag("mlflow.runName", name)])
             status = "FINISHED"
         finally:
-            client.set_terminated(run.info.run_id, status)
+            client.set_terminated(run.info.run_id, status, end_time=now)
     return run.info.run_id
 
 
@@ -225,13 +251,22 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], step: int | None = No
     logger(dict(metrics), 0 if step is None else step)
 
 
-def set_tags(run_id: str, tags: Mapping[str, str]) -> None:
-    """Tags of a run; values are cut to MLflow's 5,000-character limit."""
+def set_tags(run_id: str, tags: Mapping[str, str], limit: int = 5000) -> None:
+    """Tags of a run; values are cut to ``limit`` characters."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
     for key, value in tags.items():
-        client.set_tag(run_id, key, str(value)[:5000])
+        client.set_tag(run_id, key, str(value)[:limit])
+
+
+def set_description(run_id: str, markdown: str, more: str = "") -> None:
+    """The run's description on its page in the UI (the tag ``mlflow.note.content``), cut at
+    a line to MLflow's tag limit with ``more`` saying where the rest is."""
+    if len(markdown) > _MAX_TAG_LEN:
+        cut = markdown[:_MAX_TAG_LEN - 200].rsplit("\n", 1)[0]
+        markdown = f"{cut}\n\n(cut here; {more or 'the rest is in the artifacts'})\n"
+    set_tags(run_id, {"mlflow.note.content": markdown}, limit=_MAX_TAG_LEN)
 
 
 def log_artifact(run_id: str, path: str | os.PathLike[str], artifact_dir: str | None = None) -> None:
@@ -246,42 +281,3 @@ def log_artifacts(run_id: str, directory: str | os.PathLike[str]) -> None:
     from mlflow import MlflowClient
 
     MlflowClient().log_artifacts(run_id, str(directory))
-
-
-def log_best_model(method: Any, x_example: Any, feature_names: list[str] | None,
-                   class_names: list[str] | None) -> str:
-    """Log a fitted Method under the active run as the pyfunc ``model`` (with a signature and
-    pinned requirements); return the model URI."""
-    import logging
-    import warnings
-
-    import mlflow
-    import pandas as pd
-    import sklearn
-    import torch
-    from mlflow.models import infer_signature
-
-    import sslcore
-    from sslcore.serving import SSLCoreModel
-
-    wrapper = SSLCoreModel(method, x_example.shape[1:], feature_names, class_names)
-    if feature_names and x_example.ndim == 2:
-        example: Any = pd.DataFrame(x_example, columns=feature_names)
-    else:
-        example = x_example
-    signature = infer_signature(example, wrapper.predict(None, example))
-    requirements = [f"sslcore=={sslcore.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-                    f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
-    # MLflow warns that python models are cloudpickled; that is deliberate here (the model
-    # object holds torch and scikit-learn parts), so keep the demo output clean.
-    mlflow_logger = logging.getLogger("mlflow")
-    level = mlflow_logger.level
-    mlflow_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = mlflow.pyfunc.log_model(name="model", python_model=wrapper,
-                                           signature=signature, pip_requirements=requirements)
-    finally:
-        mlflow_logger.setLevel(level)
-    return info.model_uri

@@ -19,6 +19,7 @@ class Built:
     augment: Augmentation | None
     make_backbone: Callable[[], Backbone]
     finetune_augment: Augmentation | None  # both arms' supervised training
+    metrics: Any = None  # the metric registry, for the online probe's score
 
 
 class Compose:
@@ -70,7 +71,8 @@ def build_pretraining(cfg: ExperimentConfig, registries: Any, data: SSLData) -> 
     task = registries.pretext_tasks.get(cfg.pretext.name).build(
         cfg.pretext.params, backbone=make_backbone(init=cfg.backbone.init), augment=augment,
         input_shape=data.input_shape)
-    return Built(task, augment, make_backbone, finetune_augment)
+    return Built(task, augment, make_backbone, finetune_augment,
+                 metrics=getattr(registries, "metrics", None))
 
 
 def initial_encoder(cfg: ExperimentConfig, make_backbone: Callable[..., Backbone],

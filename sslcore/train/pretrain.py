@@ -23,6 +23,11 @@ an EMA teacher, with ``requires_grad_(False)``). BatchNorm layers are converted 
 their statistics over the global batch (``SyncBatchNorm`` on GPUs, ``CrossRankBatchNorm`` on
 CPUs), and contrastive losses gather their negatives from every rank
 (``sslcore.distributed.gather_with_grad``), so N ranks follow the single-process trajectory.
+
+The backbone and the pretext's own heads are two optimizer groups: with ``backbone.init`` the
+backbone trains at a lower rate, after a few heads-only steps (:mod:`sslcore.train.lr_schedule`).
+An optional online probe scores the encoder on labeled rows now and then, on rank 0, for
+monitoring only (:mod:`sslcore.train.probe`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +53,17 @@ from sslcore.config import PretrainConfig
 from sslcore.contracts import PretextTask
 from sslcore.data.parquet_pool import ParquetPool
 from sslcore.distributed import any_rank, init_distributed, rank, world_size
-from sslcore.errors import CheckpointError, ConfigError, SSLCoreError
+from sslcore.errors import ConfigError, SSLCoreError
 from sslcore.train.budget import StepPlan, plan_pretrain_steps
-from sslcore.train.checkpoint import LAST, load_checkpoint, save_checkpoint
+from sslcore.train.checkpoint import LAST, save_checkpoint
 from sslcore.train.collapse import CollapseMonitor, embed
+from sslcore.train.lr_schedule import PretrainSchedule, build_optimizer, group_lrs
+from sslcore.train.lr_schedule import warmup_cosine  # noqa: F401 (re-exported: its old home)
+from sslcore.train.pretrain_resume import resume_state
 from sslcore.train.sync_batchnorm import sync_batchnorm
 from sslcore.train.unlabeled_pool import prepare_pool
 
 GRAD_CLIP_NORM = 1.0
-# Fields that fix which rows form each batch: a resumed run must not change them.
-_DATA_ORDER_FIELDS = ("batch_size", "seed", "max_unlabeled")
-_STATE_KEYS = ("model", "optimizer", "scheduler", "step", "epoch", "pos", "losses")
 # Stream tags, so the seeds of the data order, task generator, global RNG and subsample differ.
 _PERM, _TASK_RNG, _GLOBAL_RNG, _SUBSAMPLE = 1, 2, 3, 4
 
@@ -79,6 +83,8 @@ class PretrainResult:
     samples_per_second: float = 0.0
     resumed_from_step: int | None = None
     plan: StepPlan | None = None  # the step plan this call followed
+    # Online probe scores on rank 0 since step 0 (restored on resume): {"step": s, name: v}.
+    probes: list[dict[str, float]] = field(default_factory=list)
 
 
 class _LossModule(nn.Module):
@@ -103,14 +109,6 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
 
 
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR factor of optimizer step ``step`` (0-based): linear warmup, then cosine decay to 0."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled row order of ``epoch``; the same on every rank and every world size."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(_seed(seed, _PERM, epoch)))
@@ -130,61 +128,12 @@ def _validate(task: PretextTask, cfg: PretrainConfig, world: int) -> None:
             f"use a multiple of {unit}, e.g. {max(unit, cfg.batch_size // unit * unit)}")
 
 
-def _agree(value: int, device: torch.device) -> bool:
-    """True when ``value`` is the same on every rank (one all-reduce)."""
-    if world_size() == 1 or not dist.is_initialized():
-        return True
-    t = torch.tensor([value, -value], dtype=torch.int64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t[0]) == -int(t[1])
-
-
 def _pool_rows(unlabeled: Any, cap: int | None) -> int:
     """Rows pretraining will see: the pool after ``max_unlabeled`` (Parquet pools ignore it)."""
     if isinstance(unlabeled, ParquetPool):
         return unlabeled.n_rows
     n = len(unlabeled) if getattr(unlabeled, "ndim", 1) else 0
     return n if cap is None else min(n, cap)
-
-
-def _resume(path: Path, task: PretextTask, opt: torch.optim.Optimizer, sched: Any,
-            cfg: PretrainConfig, n: int, batch: int,
-            device: torch.device) -> dict[str, Any] | None:
-    """Load ``path`` into task/optimizer/scheduler on every rank; None when there is none."""
-    state = load_checkpoint(path) if path.is_file() else None
-    step = -1 if state is None else state.get("step", -2)
-    if not isinstance(step, int) or not _agree(step, device):
-        raise CheckpointError(f"ranks see different checkpoints at {path} (or none); put the "
-                              "checkpoint directory on a filesystem every node shares")
-    if state is None:
-        return None
-    missing = sorted(set(_STATE_KEYS) - set(state))
-    if missing:
-        raise CheckpointError(f"checkpoint {path} is not a pretraining checkpoint (no "
-                              f"{', '.join(missing)}); delete it or start without --resume")
-    saved = state.get("config", {})
-    changed = [f"pretrain.{k} ({saved.get(k)!r} -> {getattr(cfg, k)!r})"
-               for k in _DATA_ORDER_FIELDS if saved.get(k) != getattr(cfg, k)]
-    if state.get("n_samples") != n:
-        changed.append(f"unlabeled pool size ({state.get('n_samples')} -> {n})")
-    saved_batch = state.get("global_batch", saved.get("batch_size"))
-    if not changed and saved_batch != batch:  # a shrunk batch that now differs (world size)
-        changed.append(f"global batch shrunk to fit the pool ({saved_batch} -> {batch})")
-    if changed:
-        raise CheckpointError(f"checkpoint {path} was written with a different data order: "
-                              f"{', '.join(changed)}; resume with the same config and data, or "
-                              "start without --resume")
-    fused = [g.get("fused") for g in opt.param_groups]
-    try:
-        task.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} does not match this model/optimizer "
-                              f"({exc}); delete it or start without --resume") from exc
-    for group, flag in zip(opt.param_groups, fused):  # a CUDA run's state resumed on CPU
-        group["fused"] = flag
-    return state
 
 
 def _train_step(model: nn.Module, task: PretextTask, batch: torch.Tensor,
@@ -241,7 +190,9 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
                      device: torch.device | None = None,
                      on_metrics: Callable[[dict[str, float], int], None] | None = None,
                      on_plan: Callable[[StepPlan], None] | None = None,
-                     progress: bool = True) -> PretrainResult:
+                     progress: bool = True, from_init: bool = False,
+                     probe: Callable[[nn.Module, int], dict[str, float]] | None = None
+                     ) -> PretrainResult:
     """Pretrain ``task`` (and so ``task.backbone``) on the unlabeled pool; single process or DDP.
 
     Under torchrun every rank calls this with the same arguments; the process group is joined
@@ -261,6 +212,12 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (every rank reads it, so
             multi-node runs need a shared checkpoint directory).
         device: overrides the device chosen from the torchrun environment.
+        from_init: the backbone starts from ``backbone.init`` weights: the backbone trains at
+            ``cfg.init_lr_scale`` x the rate, after ``cfg.head_only_steps`` at rate 0 (see
+            :mod:`sslcore.train.lr_schedule`); ``lr_backbone`` is logged next to ``lr``.
+        probe: ``probe(task.backbone, step) -> scores``, on rank 0 only, every
+            ``cfg.probe_every`` steps (None: about 10 times a run) and at the last step; the
+            scores go to ``on_metrics`` and into ``PretrainResult.probes`` (monitoring only).
 
     Raises:
         ConfigError: ``cfg.batch_size`` is not divisible by world size x grad_accum_steps.
@@ -300,19 +257,21 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     params = [p for p in task.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.effective_lr, weight_decay=cfg.weight_decay,
-                            fused=True if dev.type == "cuda" else None)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, partial(warmup_cosine, warmup=cfg.warmup_steps, total=total))
-    monitor = CollapseMonitor(cfg.collapse_std_threshold, grace_steps=cfg.warmup_steps)
+    schedule = PretrainSchedule.plan(cfg, total, from_init)
+    opt, sched = build_optimizer(task, cfg, schedule, fused=True if dev.type == "cuda" else None)
+    monitor = CollapseMonitor(cfg.collapse_std_threshold, grace_steps=schedule.quiet_steps)
+    probe_every = (cfg.probe_every if cfg.probe_every is not None else max(1, total // 10)) \
+        if probe is not None and main else 0
     ckpt = Path(checkpoint_dir) / LAST
     step = epoch = pos = 0
     losses: list[float] = []
-    state = _resume(ckpt, task, opt, sched, cfg, n, big_b, dev) if resume else None
+    probes: list[dict[str, float]] = []
+    state = resume_state(ckpt, task, opt, sched, cfg, n, big_b, dev) if resume else None
     if state is not None:
         step, epoch, pos = int(state["step"]), int(state["epoch"]), int(state["pos"])
         losses = [float(x) for x in state["losses"].tolist()]
         monitor.history = [dict(h) for h in state.get("collapse", [])]
+        probes = [dict(h) for h in state.get("probes", [])]
     start_step, saved_step = step, (step if state is not None else -1)
     if main:
         print(f"pretraining: {plan.summary()}", file=sys.stderr, flush=True)
@@ -332,7 +291,7 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
             "global_batch": big_b,
             "losses": torch.tensor(losses, dtype=torch.float64),
             "collapse": monitor.history, "config": cfg.model_dump(), "n_samples": n,
-            "world_size": world})
+            "world_size": world, "probes": probes})
 
     bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", dynamic_ncols=True,
                disable=None if (progress and main) else True, file=sys.stderr)
@@ -354,7 +313,11 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
                     batch = batch.pin_memory().to(dev, non_blocking=True)
                     if channels_last:
                         batch = batch.contiguous(memory_format=torch.channels_last)
-                lr = opt.param_groups[0]["lr"]  # this step's rate; sched.step() moves it on
+                lrs = group_lrs(opt)  # this step's rates; sched.step() moves them on
+                # A frozen backbone keeps its pretrained BatchNorm statistics (eval mode).
+                frozen = schedule.backbone_frozen(step)
+                if task.backbone.training == frozen:
+                    task.backbone.train(not frozen)
                 loss, grad_norm, stop = _train_step(model, task, batch, opt, params, cfg, dev,
                                                     gen, step, rk, world)
                 sched.step()
@@ -368,12 +331,19 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
                 if main and (step % cfg.log_every == 0 or step == total) and batch.shape[0] >= 2:
                     now = time.perf_counter()
                     speed = (step - step_log) * big_b / max(now - t_log, 1e-9)
-                    metrics = {"loss": loss, "lr": lr, "grad_norm": grad_norm,
-                               "samples_per_second": speed,
+                    metrics = {"loss": loss, "lr": lrs.get("heads", lrs.get("backbone")),
+                               "grad_norm": grad_norm, "samples_per_second": speed,
                                **monitor.update(embed(task.backbone, batch, cfg.bf16), step)}
+                    if from_init and "backbone" in lrs:
+                        metrics["lr_backbone"] = lrs["backbone"]
                     t_log, step_log = now, step
                     if on_metrics is not None:
                         on_metrics(metrics, step)
+                if probe_every and (step % probe_every == 0 or step == total):
+                    scores = probe(task.backbone, step)  # type: ignore[misc]
+                    probes.append({"step": float(step), **scores})
+                    if on_metrics is not None and scores:
+                        on_metrics(scores, step)
                 interrupts.fault_point("pretrain_step", step)  # the crash tests' hook
                 if world == 1:  # under torchrun the step's all-reduce carried the flag
                     stop = interrupts.requested() is not None
@@ -397,4 +367,4 @@ def pretrain_encoder(task: PretextTask, unlabeled: np.ndarray, cfg: PretrainConf
         steps=step, epochs_completed=epoch, losses=losses, final_checkpoint=ckpt,
         collapse=list(monitor.history), wall_time=wall,
         samples_per_second=(step - start_step) * big_b / wall if wall > 0 else 0.0,
-        resumed_from_step=start_step if state is not None else None, plan=plan)
+        resumed_from_step=start_step if state is not None else None, plan=plan, probes=probes)

@@ -39,6 +39,7 @@ from torch import nn
 from sslcore.contracts import Augmentation
 from sslcore.errors import DataError
 from sslcore.train.budget import FinetunePlan, plan_finetune_steps
+from sslcore.train.layer_decay import layer_decay_groups
 
 
 class Classifier(nn.Module):
@@ -181,8 +182,8 @@ def predict_scores(model: nn.Module, x: np.ndarray, device: torch.device,
 def train_classifier(backbone: nn.Module, num_classes: int, x_train: np.ndarray,
                      y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, budget: Any, *,
                      seed: int, device: torch.device, augment: Augmentation | None = None,
-                     freeze_backbone: bool = False,
-                     backbone_lr_scale: float = 1.0) -> Classifier:
+                     freeze_backbone: bool = False, backbone_lr_scale: float = 1.0,
+                     layer_decay: float | None = None) -> Classifier:
     """Train a linear head (and, unless frozen, the backbone) on one labeled subset.
 
     The backbone is trained in place; pass a copy to keep the original. Deterministic for a
@@ -199,6 +200,8 @@ def train_classifier(backbone: nn.Module, num_classes: int, x_train: np.ndarray,
         augment: batched augmentation applied to every training batch.
         freeze_backbone: train the head only (the backbone stays in eval mode).
         backbone_lr_scale: backbone learning rate = ``budget.lr * backbone_lr_scale``.
+        layer_decay: layer-wise decay of that rate below the head, for a pretrained backbone
+            (:mod:`sslcore.train.layer_decay`); None or 1: every layer at the same rate.
 
     Returns:
         The :class:`Classifier` with the best validation weights, in eval mode, on ``device``;
@@ -219,7 +222,8 @@ def train_classifier(backbone: nn.Module, num_classes: int, x_train: np.ndarray,
         torch.manual_seed(seed)
         model = Classifier(backbone, num_classes).to(device)
         return _fit(model, x_train, y_train, x_val, y_val, budget, seed=seed, device=device,
-                    augment=augment, freeze=freeze_backbone, lr_scale=backbone_lr_scale)
+                    augment=augment, freeze=freeze_backbone, lr_scale=backbone_lr_scale,
+                    layer_decay=layer_decay)
 
 
 def finetune_plan(budget: Any, n_train: int) -> FinetunePlan:
@@ -292,7 +296,8 @@ def train_steps(model: nn.Module, plan: FinetunePlan, y: np.ndarray, rng: np.ran
 
 def _fit(model: Classifier, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
          y_val: np.ndarray, budget: Any, *, seed: int, device: torch.device,
-         augment: Augmentation | None, freeze: bool, lr_scale: float) -> Classifier:
+         augment: Augmentation | None, freeze: bool, lr_scale: float,
+         layer_decay: float | None = None) -> Classifier:
     num_classes = model.num_classes
     gen = torch.Generator(device=device).manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -306,7 +311,10 @@ def _fit(model: Classifier, x_train: np.ndarray, y_train: np.ndarray, x_val: np.
     for p in model.backbone.parameters():
         p.requires_grad_(not freeze)
     groups = [{"params": list(model.head.parameters()), "lr": budget.lr}]
-    if not freeze:
+    if not freeze and layer_decay is not None and layer_decay < 1:
+        groups += layer_decay_groups(model.backbone, lr=budget.lr * lr_scale,
+                                     weight_decay=budget.weight_decay, decay=layer_decay)
+    elif not freeze:
         groups.append({"params": list(model.backbone.parameters()), "lr": budget.lr * lr_scale})
     opt = torch.optim.AdamW(groups, lr=budget.lr, weight_decay=budget.weight_decay)
     weight = torch.as_tensor(class_weights(y_train, num_classes), dtype=torch.float32,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import cli_env
+from tests.conftest import cli_env, stop_server
 
 pytestmark = pytest.mark.slow
 STARTUP_TIMEOUT = 120  # seconds: one gunicorn/uvicorn worker and the store's migrations
@@ -48,13 +46,7 @@ def test_ui_serves_the_store_and_stops(tmp_path, make_store):
             timeout=10).read().decode()
         assert "experiments" in body  # the API answers from the store we gave it
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc)
     deadline = time.monotonic() + 30  # the server's workers exit after the launcher
     while time.monotonic() < deadline and _serving(port):
         time.sleep(0.5)

@@ -43,8 +43,8 @@ def tiny_run(tmp_path_factory, make_store):
 
 def test_report_table_shape(tiny_run):
     report, _ = tiny_run
-    assert report.table.columns == ["label_fraction", "arm", "method", "metric", "mean", "std",
-                                    "n_seeds", "n_defined"]
+    assert report.table.columns == ["label_fraction", "group", "arm", "method", "metric",
+                                    "mean", "std", "n_seeds", "n_defined"]
     assert set(report.table["arm"]) == {"ssl", "baseline"}
     assert set(report.table["label_fraction"]) == {0.1, 1.0}
     assert (report.table["n_seeds"] == 2).all()

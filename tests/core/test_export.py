@@ -31,6 +31,10 @@ CASES = {  # name, params, per-sample shape: tiny models
     "hf_vision": ("hf_vision", {"num_hidden_layers": 2, "hidden_size": 32,
                                 "num_attention_heads": 2, "intermediate_size": 64}, (2, 32, 32)),
     "mlp": ("mlp", {"hidden_dims": [16], "embed_dim": 8}, (7,)),
+    # the sensor plugin's encoders (another fleet's export is their generic model)
+    "tcn": ("tcn", {"channels": 8, "stem_stride": 4, "embed_dim": 8}, (3, 32)),
+    "patch_transformer": ("patch_transformer", {"d_model": 16, "heads": 2, "depth": 1,
+                                                "patch_len": 8, "embed_dim": 8}, (3, 32)),
 }
 
 

@@ -161,7 +161,7 @@ def test_exported_through_the_sdk() -> None:
 
 def test_the_run_lists_what_the_loader_skipped_dropped_and_found_twice(tmp_path):
     from sslcore.data.ssl_data import SSLData
-    from sslcore.experiment import _write_file_lists
+    from sslcore.run_artifacts import _write_file_lists
 
     x = np.zeros((4, 1, 8, 8), dtype=np.float32)
     data = SSLData(unlabeled=x, labeled_x=x, labeled_y=np.array([0, 1, 0, 1]), test_x=x,

@@ -43,7 +43,7 @@ def test_without_validation_scores_the_test_choice_is_named_as_such():
 
 def test_markdown_states_the_choice_and_lists_it_per_fraction():
     md = to_markdown(TEST, "auroc", {0.1: [5, 5]}, "t", VAL)
-    assert "each arm's best method chosen on the validation" in md
+    assert "Each group's best method at a fraction is chosen on the validation split" in md
     assert "| 0.1 | a 0.7000 | s 0.7500 | no |" in md
 
 
@@ -151,7 +151,7 @@ def test_sslcore_run_prints_the_sentence(monkeypatch, capsys):
     test, val = _with_reference(0.81, 0.88)
     report = types.SimpleNamespace(headline=headline(test, "auroc", val), run_id="r",
                                    tracking_uri="u", best_method="baseline/logreg_raw",
-                                   model_uri="m", dropped={})
+                                   model_uri="m", dropped={}, registered_model=None)
     monkeypatch.setattr(sslcore.api, "compare", lambda *a, **k: report)
     assert main(["run", "tabular", "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -223,7 +223,8 @@ def test_markdown_has_a_transfer_column_only_with_the_arm():
             "SSL ahead | plain reference (logreg_raw) |") in md
     assert "|---|---|---|---|---|---|" in md
     assert "| 0.1 | a 0.7000 | s 0.7500 | p 0.8000 | no | 0.6500 |" in md
-    assert "| transfer | p |" in md and "better than both other arms' choices" in md
+    assert "| transfer | p |" in md
+    assert "SSL ahead: better than every other group's choice (labeled-only, transfer)" in md
     plain = to_markdown(TEST, "auroc", {0.1: [5, 5]}, "t", VAL)
     assert "transfer" not in plain and "| 0.1 | a 0.7000 | s 0.7500 | no |" in plain
 
@@ -260,9 +261,9 @@ def test_sslcore_run_prints_the_transfer_arm(monkeypatch, capsys):
     test, val = _with_transfer({"p": 0.78}, {"p": 0.80})
     report = types.SimpleNamespace(headline=headline(test, "auroc", val), run_id="r",
                                    tracking_uri="u", best_method="transfer/p",
-                                   model_uri="m", dropped={}, lower_is_better=frozenset())
+                                   model_uri="m", dropped={}, registered_model=None)
     monkeypatch.setattr(sslcore.api, "compare", lambda *a, **k: report)
     assert main(["run", "tabular", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert ("best SSL a 0.7000 vs best baseline s 0.7500 vs best transfer p 0.7800 -> "
-            "transfer wins") in out
+    assert ("at 10%: best transfer p 0.7800 > best labeled-only s 0.7500 > best SSL a 0.7000"
+            in out)

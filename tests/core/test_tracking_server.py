@@ -28,7 +28,8 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path):
     port = _free_port()
-    env = os.environ | {"PORT": str(port), "DATA": str(tmp_path / "server"),
+    # Login (AUTH=basic, serve.sh's default) is tested in tests/team; this test is the store.
+    env = os.environ | {"PORT": str(port), "DATA": str(tmp_path / "server"), "AUTH": "none",
                         "MLFLOW": str(Path(sys.executable).parent / "mlflow")}
     proc = subprocess.Popen(["bash", str(ROOT / "mlflow" / "serve.sh")], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -94,8 +94,11 @@ def test_fraud_run_through_the_cli(tmp_path, make_store, sslcore_cli):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
 
     table = printed_table(out.stdout)
-    assert table[0][:2] == ["arm", "method"] and [float(c) for c in table[0][2:]] == FRACTIONS
-    assert {(row[0], row[1]) for row in table[1:]} == METHODS
+    assert table[0][:2] == ["group", "method"] and [float(c) for c in table[0][2:]] == FRACTIONS
+    # The printed group is the arm, except label_free for the methods that use no labels.
+    label_free = {"iforest", "ecod", "embedding_anomaly"}
+    assert {(row[0], row[1].split(" (")[0]) for row in table[1:]} == \
+        {("label_free" if m in label_free else a, m) for a, m in METHODS}
     assert all("±" in cell for row in table[1:] for cell in row[2:])
 
     client = MlflowClient(uri)

@@ -14,6 +14,7 @@ The lead's plugin.py registers :data:`DATASETS` in a loop::
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from sslcore.sdk import DataError, SSLData
 from sslcore_fraud_transactions.features import ROW_INDEX, behavioral_features, feature_columns
 from sslcore_fraud_transactions.loaders import (ColumnMapping, load_numeric_table,
                                                 load_transactions, load_ulb)
+from sslcore_fraud_transactions.markets import Market
 from sslcore_fraud_transactions.synthetic import generate_transactions
 
 CLASS_NAMES = ["legit", "fraud"]
@@ -52,6 +54,40 @@ class SplitFractions(BaseModel):
         return self
 
 
+class TimeRange(BaseModel):
+    """Keep the rows with ``start <= time < end`` (either open). Features still read the
+    rows before ``start`` as history, as a model deployed at ``start`` would."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime | float | None = Field(None, description="ISO date-time, or seconds "
+                                           "(for numeric time columns)")
+    end: datetime | float | None = None
+
+    def mask(self, times: np.ndarray, *, where: str) -> np.ndarray:
+        """Rows of ``times`` (datetime64 or float seconds) inside the range."""
+        keep = np.ones(len(times), dtype=bool)
+        for bound, inside in ((self.start, np.greater_equal), (self.end, np.less)):
+            if bound is None:
+                continue
+            if np.issubdtype(times.dtype, np.datetime64):
+                if not isinstance(bound, datetime):
+                    bound = datetime.fromtimestamp(bound, tz=timezone.utc)
+                if bound.tzinfo is not None:  # the loader keeps naive UTC times
+                    bound = bound.astimezone(timezone.utc).replace(tzinfo=None)
+                keep &= inside(times, np.datetime64(bound, "us"))
+            elif isinstance(bound, datetime):
+                raise DataError(f"{where}: time_range bounds must be seconds here (the time "
+                                f"column is numeric), got {bound.isoformat()}")
+            else:
+                keep &= inside(times, bound)
+        if not keep.any():
+            raise DataError(f"{where}: no rows in time_range [{self.start}, {self.end}) "
+                            f"(the data spans {times.min()} .. {times.max()}); "
+                            "fix dataset.params.time_range")
+        return keep
+
+
 class SyntheticParams(BaseModel):
     """Synthetic card transactions (see :mod:`sslcore_fraud_transactions.synthetic`)."""
 
@@ -62,6 +98,9 @@ class SyntheticParams(BaseModel):
     fraud_rate: float = Field(0.005, gt=0.0, le=0.5)
     days: int = Field(90, ge=1)
     split: SplitFractions = Field(default_factory=SplitFractions)
+    market: Market = Field(default_factory=Market, description="another market or period "
+                           "(amounts, ids, phone switches, travel, fraud mix; see markets.py); "
+                           "the defaults are the built-in market")
 
 
 class TableParams(BaseModel):
@@ -72,6 +111,9 @@ class TableParams(BaseModel):
     path: Path
     columns: ColumnMapping
     split: SplitFractions = Field(default_factory=SplitFractions)
+    time_range: TimeRange | None = Field(None, description="use only the rows in this period "
+                                         "(e.g. train on the first half and name the second "
+                                         "as a dataset.shifted domain); None: all rows")
 
     @model_validator(mode="after")
     def _needs_label(self) -> TableParams:
@@ -87,6 +129,9 @@ class UlbParams(BaseModel):
 
     path: Path
     split: SplitFractions = Field(default_factory=SplitFractions)
+    time_range: TimeRange | None = Field(None, description="use only the rows with Time "
+                                         "(seconds) in this range, e.g. {end: 86400} for the "
+                                         "first of the two days")
 
 
 class NumericTableParams(BaseModel):
@@ -103,7 +148,7 @@ def fraud_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
     """Generate transactions, compute behavioural features, split by time."""
     m = SYNTHETIC_COLUMNS
     df = generate_transactions(params.n_rows, params.n_users, params.fraud_rate, seed=seed,
-                               days=params.days)
+                               days=params.days, market=params.market)
     # the frame is sorted by timestamp, so row order is time order once sorted back by row index
     feats = behavioral_features(df.lazy(), user=m.user, timestamp=m.timestamp, amount=m.amount,
                                 categorical=m.categorical, numeric=m.numeric)
@@ -112,7 +157,9 @@ def fraud_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
     x = feats.select(names).to_numpy()
     y = df[m.label].to_numpy().astype(np.int64)
     source = (f"synthetic(n_rows={params.n_rows}, n_users={params.n_users}, "
-              f"fraud_rate={params.fraud_rate}, days={params.days}, seed={seed})")
+              f"fraud_rate={params.fraud_rate}, days={params.days}, seed={seed}"
+              + ("" if params.market.is_default() else f", market: {params.market.describe()}")
+              + ")")
     unl, lab, test = _cut(np.arange(len(y)), params.split)
     return _build(x, y, unl, lab, test, names, source, split="time")
 
@@ -130,8 +177,10 @@ def fraud_table(params: TableParams, *, seed: int) -> SSLData:
     names = feature_columns(feats.schema)
     x = feats.select(names).to_numpy()
     y = feats["__label"]
-    known = np.flatnonzero(y.is_not_null().to_numpy())
-    unknown = np.flatnonzero(y.is_null().to_numpy())
+    in_range = (params.time_range.mask(feats[m.timestamp].to_numpy(), where=str(params.path))
+                if params.time_range else np.ones(len(y), dtype=bool))
+    known = np.flatnonzero(y.is_not_null().to_numpy() & in_range)
+    unknown = np.flatnonzero(y.is_null().to_numpy() & in_range)
     y = y.fill_null(0).to_numpy().astype(np.int64)
     unl, lab, test = _cut(known, params.split)
     unl = np.sort(np.concatenate([unknown, unl]))
@@ -144,6 +193,8 @@ def ulb_creditcard(params: UlbParams, *, seed: int) -> SSLData:
     """The ULB credit-card layout, split by Time."""
     table = load_ulb(params.path)
     order = np.argsort(table.time, kind="stable")
+    if params.time_range:
+        order = order[params.time_range.mask(table.time[order], where=str(params.path))]
     unl, lab, test = _cut(order, params.split)
     return _build(table.x, table.y, unl, lab, test, table.feature_names, str(params.path),
                   split="time")

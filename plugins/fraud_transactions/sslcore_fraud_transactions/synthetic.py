@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from sslcore_fraud_transactions.markets import FraudMix, Market
+
 # name, popularity, amount multiplier vs the user's level, share paid online
 CATEGORIES: tuple[tuple[str, float, float, float], ...] = (
     ("grocery", 0.20, 1.0, 0.05), ("restaurants", 0.12, 0.9, 0.10),
@@ -48,12 +50,12 @@ _HIGH_VALUE = _ids("electronics", "gift_cards", "jewelry", "online_retail", "tra
 _OOP_CATS = _ids("electronics", "jewelry", "travel", "gift_cards", "clothing")
 _TESTING_CATS = _ids("gaming", "gift_cards", "online_retail", "entertainment")
 _TRAVEL_SHIFT = _ids("restaurants", "travel", "fuel")
+_SCAM_CATS = _ids("gift_cards", "online_retail", "electronics")
 # merchants: one block per (region, category) for in-person purchases plus one region-free
 # online block per category; ids are stable across seeds so chunks of a big file share them
 _BLOCK_SIZE = np.maximum(8, np.round(400 * _POP)).astype(np.int64)
 _ONLINE_BLOCK_SIZE = 4 * _BLOCK_SIZE
 _FRAUD_DEVICE_BASE = 10**12
-_EPOCH_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
 _DAY_S = 86_400.0
 
 
@@ -100,7 +102,8 @@ def _burst_sizes(budget: int, low: int, high: int, rng: np.random.Generator) -> 
 
 
 def generate_transactions(n_rows: int, n_users: int | None = None, fraud_rate: float = 0.005,
-                          seed: int = 0, days: int = 90) -> pl.DataFrame:
+                          seed: int = 0, days: int = 90,
+                          market: Market | None = None) -> pl.DataFrame:
     """Generate ``n_rows`` card transactions of ``n_users`` users over ``days`` days.
 
     Args:
@@ -109,7 +112,9 @@ def generate_transactions(n_rows: int, n_users: int | None = None, fraud_rate: f
         fraud_rate: share of fraudulent rows, split 45/30/25 over ATO, card testing and
             out-of-pattern purchases.
         seed: the same seed gives the same frame.
-        days: length of the timeline, starting 2024-01-01.
+        days: length of the timeline, starting 2024-01-01 (or ``market.start``).
+        market: another market or period (:class:`~sslcore_fraud_transactions.markets.Market`:
+            amounts, ids, phone switches, travel, fraud mix); None: the built-in one.
 
     Returns:
         A frame sorted by timestamp with columns transaction_id, user_id, timestamp (Datetime[us]),
@@ -130,19 +135,24 @@ def generate_transactions(n_rows: int, n_users: int | None = None, fraud_rate: f
     n_users = max(10, n_rows // 100) if n_users is None else n_users
     if n_users <= 0:
         raise ValueError(f"n_users must be positive, got {n_users}")
+    market = market or Market()
     rng = np.random.default_rng(seed)
-    users = _users(n_users, days, rng)
+    users = _users(n_users, days, rng, market)
     n_fraud = min(int(round(fraud_rate * n_rows)), n_rows - 1)
     legit = _legit_rows(users, n_rows - n_fraud, days, rng)
-    fraud = _fraud_rows(users, legit["user"], n_fraud, days, rng)
+    fraud = _fraud_rows(users, legit["user"], n_fraud, days, rng, market.fraud_mix)
     cols = {k: np.concatenate([legit[k], fraud[k]]) for k in legit}
     order = np.argsort(cols["t"], kind="stable")
     cols = {k: v[order] for k, v in cols.items()}
+    if market.amount_scale != 1.0:  # skipped at the default, so the built-in rows stay bit-exact
+        cols["amount"] = cols["amount"] * market.amount_scale
+    for key in ("user", "merchant", "device"):
+        cols[key] = cols[key] + market.id_offset
     amount = np.round(np.clip(cols["amount"], 0.5, 50_000.0), 2)
     return pl.DataFrame({
         "transaction_id": np.arange(n_rows, dtype=np.int64),
         "user_id": cols["user"].astype(np.int64),
-        "timestamp": pl.Series(_EPOCH_US + np.round(cols["t"] * 1e6).astype(np.int64))
+        "timestamp": pl.Series(market.epoch_us() + np.round(cols["t"] * 1e6).astype(np.int64))
         .cast(pl.Datetime("us")),
         "amount": amount,
         "merchant_id": cols["merchant"].astype(np.int64),
@@ -154,20 +164,21 @@ def generate_transactions(n_rows: int, n_users: int | None = None, fraud_rate: f
     })
 
 
-def _users(n: int, days: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _users(n: int, days: int, rng: np.random.Generator, market: Market) -> dict[str, np.ndarray]:
     """Per-user habits: spending level, category profile, hours, home, devices, rate, trips."""
     night_owl = rng.random(n) < 0.08
     profile = rng.dirichlet(_POP * 6.0, size=n)
     gamer = rng.random(n) < 0.1  # frequent small in-game / app-store purchases
     profile[gamer, _CAT["gaming"]] += 0.15
     profile /= profile.sum(axis=1, keepdims=True)
-    n_trips = np.minimum(rng.poisson(0.6 * days / 90.0, size=n), 3)
+    n_trips = np.minimum(rng.poisson(market.trips_per_90_days * days / 90.0, size=n), 3)
     trip_start = rng.uniform(0, days, size=(n, 3)) * _DAY_S
     trip_len = rng.uniform(2, 8, size=(n, 3)) * _DAY_S
     trip_start[np.arange(3)[None, :] >= n_trips[:, None]] = np.inf  # unused slots never match
     home = rng.choice(N_REGIONS, size=n, p=_zipf(N_REGIONS))
     # a new phone for ~12% of users; rarely it happens on a trip (a legit new-device-AND-new-region)
-    switch = np.where(rng.random(n) < 0.12, rng.uniform(0, days, n) * _DAY_S, np.inf)
+    switch = np.where(rng.random(n) < market.new_device_rate, rng.uniform(0, days, n) * _DAY_S,
+                      np.inf)
     on_trip = (rng.random(n) < 0.04) & (n_trips > 0)
     switch = np.where(on_trip, trip_start[:, 0] + _DAY_S, switch)
     return {
@@ -238,13 +249,16 @@ def _legit_rows(users: dict[str, np.ndarray], n: int, days: int,
 
 
 def _fraud_rows(users: dict[str, np.ndarray], legit_user: np.ndarray, n: int, days: int,
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Fraud events: victims weighted by activity, 45% ATO, 30% card testing, 25% out-of-pattern."""
-    n_ato = int(round(0.45 * n))
-    n_test = int(round(0.30 * n))
+                rng: np.random.Generator, mix: FraudMix) -> dict[str, np.ndarray]:
+    """Fraud events: victims weighted by activity; by default 45% ATO, 30% card testing, 25%
+    out-of-pattern (``mix``; scams, when asked for, come last so the default draws no more)."""
+    n_ato = int(round(mix.ato * n))
+    n_test = int(round(mix.testing * n))
+    n_scam = min(int(round(mix.scam * n)), n - n_ato - n_test)
     kinds = [("ato", _burst_sizes(n_ato, 1, 5, rng)),
              ("testing", _burst_sizes(n_test, 3, 10, rng)),
-             ("oop", _burst_sizes(n - n_ato - n_test, 1, 2, rng))]
+             ("oop", _burst_sizes(n - n_ato - n_test - n_scam, 1, 2, rng)),
+             ("scam", _burst_sizes(n_scam, 1, 3, rng))]
     n_devices_pool = max(5, n // 12)  # fraud rings reuse devices across victims
     parts = []
     for kind, sizes in kinds:
@@ -256,7 +270,7 @@ def _fraud_rows(users: dict[str, np.ndarray], legit_user: np.ndarray, n: int, da
         event_of_row = np.repeat(np.arange(len(sizes)), sizes)
         u = victim[event_of_row]
         start = rng.uniform(0, days * _DAY_S, len(sizes))
-        mean_gap = {"ato": 600.0, "testing": 45.0, "oop": 3600.0}[kind]
+        mean_gap = {"ato": 600.0, "testing": 45.0, "oop": 3600.0, "scam": 1800.0}[kind]
         gaps = rng.exponential(mean_gap, m)
         first = np.cumsum(sizes) - sizes
         gaps[first] = 0.0
@@ -286,6 +300,15 @@ def _fraud_rows(users: dict[str, np.ndarray], legit_user: np.ndarray, n: int, da
             amount = np.where(rng.random(m) < 0.4, np.ceil(amount), amount)
             from_ring = (rng.random(len(sizes)) < 0.8)[event_of_row]
             device = np.where(from_ring, fraud_device, own_device)
+        elif kind == "scam":
+            # the card holder pays a scammer: own device, home, usual hours, a new online merchant
+            region = home
+            online = np.ones(m, dtype=bool)
+            cat = rng.choice(_SCAM_CATS, m)
+            amount = np.exp(base + _MULT[cat]) * rng.uniform(3, 12, m)
+            hour = _hours(users["hour_center"][u], users["hour_spread"][u], rng)
+            t = np.floor(t / _DAY_S) * _DAY_S + hour * 3600.0
+            device = own_device
         else:
             # the high-value category this user uses least, at the opposite end of their day
             region = home

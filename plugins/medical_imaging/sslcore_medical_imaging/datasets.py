@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sslcore.sdk import DataError, ImageFolderData, SSLData
+from sslcore_medical_imaging.sites import AcquisitionSite
 
 KERMANY_CLASSES = ["NORMAL", "PNEUMONIA"]
 
@@ -46,6 +47,10 @@ class SyntheticParams(BaseModel):
     prevalence: float = Field(0.3, gt=0.0, lt=1.0, description="share of images with "
                               "pneumonia (Kermany's training set: 0.74; clinical populations "
                               "are lower)")
+    site: AcquisitionSite = Field(default_factory=AcquisitionSite, description="the "
+                                  "acquisition site (dose, blur, LUT, native matrix, "
+                                  "collimation, scanner mix); the defaults are the built-in "
+                                  "site, a shifted domain overrides some (see sites.py)")
 
 
 class _FileParams(BaseModel):
@@ -98,10 +103,11 @@ def medical_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
 
     n_u, n_l, n_t = params.n_unlabeled, params.n_labeled, params.n_test
     x, y, meta = generate_radiographs(n_u + n_l + n_t, size=params.size,
-                                      prevalence=params.prevalence, seed=seed)
+                                      prevalence=params.prevalence, seed=seed, site=params.site)
     lab, test = slice(n_u, n_u + n_l), slice(n_u + n_l, None)
     source = (f"synthetic radiographs(n={n_u + n_l + n_t}, size={params.size}, "
-              f"prevalence={params.prevalence}, seed={seed})")
+              f"prevalence={params.prevalence}, seed={seed}"
+              + ("" if params.site.is_default() else f", site: {params.site.describe()}") + ")")
     notes = {"patterns_test": {PATTERNS[i]: int(c) for i, c in
                                enumerate(np.bincount(meta["pattern"][test], minlength=4))},
              "prevalence_unlabeled_hidden": round(float(y[:n_u].mean()), 4)}

@@ -32,9 +32,22 @@ AUGMENTATIONS: list[dict[str, Any]] = [
     {"name": "gaussian_blur", "params": {"sigma": [0.1, 1.2], "p": 0.4}},
 ]
 
+# A second hospital (sslcore_medical_imaging.sites): an older, lower-dose installation (more
+# quantum noise), blurrier detectors on a 48 px matrix resized to 64, a darker LUT with less
+# contrast, collimation borders on half the images, more of the noisy scanner profiles, and a
+# lower pneumonia prevalence. Every model is also scored on its test images; its unlabeled
+# images serve adaptation only when pretrain.target_unlabeled names it.
+SITE_B: dict[str, Any] = {
+    "n_unlabeled": 1000, "n_labeled": 64, "n_test": 1000, "prevalence": 0.15,
+    "site": {"dose": 0.6, "extra_blur": 0.3, "gamma": 1.2, "contrast": 0.9, "brightness": 0.03,
+             "native_size": 48, "collimation": 0.5, "collimation_width": [0.04, 0.14],
+             "scanner_shares": [0.2, 0.3, 0.1, 0.4]},
+}
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "dataset": {"name": "medical_synthetic",
-                "params": {"n_unlabeled": 8000, "n_labeled": 2000, "n_test": 2000, "size": 64}},
+                "params": {"n_unlabeled": 8000, "n_labeled": 2000, "n_test": 2000, "size": 64},
+                "shifted": {"site_b": SITE_B}},
     # Any image size: below 32 px (the ResNet's total stride) images are upsampled to 32 px
     # inside the backbone (min_input_side: auto), 8 px digits included; crops, shifts and blur
     # sigmas (quoted at 64 px) follow the image's side.
@@ -79,7 +92,10 @@ QUICK_OVERRIDES: dict[str, Any] = {
 def medical_imaging_recipe(params: Any) -> VerticalRecipe:
     from sslcore_medical_imaging.saliency import write_artifacts
 
+    from sslcore_medical_imaging.fit_checks import medical_data_checks
+
     return VerticalRecipe(
+        data_checks=medical_data_checks,  # warnings where the data do not fit
         description=__doc__.strip().splitlines()[0],
         default_config=DEFAULT_CONFIG,
         quick_overrides=QUICK_OVERRIDES,

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sslcore_medical_imaging.sites import AcquisitionSite, display_window, resize_to
+
 PATTERNS = ("none", "lobar", "patchy", "interstitial")
 _PATTERN_P = (0.3, 0.45, 0.25)  # lobar, patchy, interstitial among positives
 _CHUNK = 128
@@ -52,12 +54,14 @@ SCANNERS = (
 )
 
 
-def _sample_patients(rng: np.random.Generator, n: int, prevalence: float) -> dict[str, np.ndarray]:
+def _sample_patients(rng: np.random.Generator, n: int, prevalence: float,
+                     site: AcquisitionSite) -> dict[str, np.ndarray]:
     """Per-image parameters (anatomy, position, confounders, disease, scanner) as arrays."""
     u = rng.uniform
     p: dict[str, np.ndarray] = {}
     p["y"] = (u(size=n) < prevalence).astype(np.int64)
-    p["scanner"] = rng.choice(len(SCANNERS), size=n, p=[s["share"] for s in SCANNERS])
+    shares = np.asarray(site.scanner_shares or [s["share"] for s in SCANNERS], dtype=np.float64)
+    p["scanner"] = rng.choice(len(SCANNERS), size=n, p=shares / shares.sum())
     # position
     p["rot"] = np.clip(rng.normal(0, 3.0, n), -8, 8) * math.pi / 180
     p["scale"] = u(0.9, 1.08, n)
@@ -91,7 +95,9 @@ def _sample_patients(rng: np.random.Generator, n: int, prevalence: float) -> dic
     p["exposure"] = np.exp(rng.normal(0, 0.35, n))
     p["window_lo"], p["window_hi"] = u(0.0, 0.06, n), u(0.94, 1.0, n)
     border_p = np.array([s["border"] for s in SCANNERS])[p["scanner"]]
-    p["border"] = np.where(u(size=n) < border_p, u(0.03, 0.12, n), 0.0)
+    if site.collimation is not None:
+        border_p = np.full(n, site.collimation)
+    p["border"] = np.where(u(size=n) < border_p, u(*site.collimation_width, n), 0.0)
     # disease: pattern, severity skewed to mild, side and shape
     pattern = rng.choice([1, 2, 3], size=n, p=_PATTERN_P)
     p["pattern"] = np.where(p["y"] == 1, pattern, 0)
@@ -145,7 +151,7 @@ def _gauss_blur(img: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def _render(p: dict[str, torch.Tensor], gen: torch.Generator, size: int,
-            supersample: int) -> torch.Tensor:
+            supersample: int, site: AcquisitionSite) -> torch.Tensor:
     """Render one chunk -> (B, size, size) in [0, 1]."""
     b = p["y"].shape[0]
     res = size * supersample
@@ -239,7 +245,7 @@ def _render(p: dict[str, torch.Tensor], gen: torch.Generator, size: int,
     if supersample > 1:
         atten = F.avg_pool2d(atten[:, None], supersample)[:, 0]
         thick = F.avg_pool2d(thick[:, None], supersample)[:, 0]
-    return _acquire(p, atten, thick > 0.3, gen, size)
+    return _acquire(p, atten, thick > 0.3, gen, size, site)
 
 
 def _opacity(p: dict[str, torch.Tensor], side: float, X: torch.Tensor, Y: torch.Tensor,
@@ -286,12 +292,16 @@ def _marker(p: dict[str, torch.Tensor], gx: torch.Tensor, gy: torch.Tensor) -> t
 
 
 def _acquire(p: dict[str, torch.Tensor], atten: torch.Tensor, body: torch.Tensor,
-             gen: torch.Generator, size: int) -> torch.Tensor:
+             gen: torch.Generator, size: int, site: AcquisitionSite) -> torch.Tensor:
     """Detector physics and processing: quantum noise, blur, log, auto-window, LUT, 8 bits."""
     b = atten.shape[0]
     sc = p["scanner"]
     prof = {k: torch.tensor([s[k] for s in SCANNERS], dtype=torch.float32)[sc]
             for k in ("photons", "blur", "sharpen", "gamma")}
+    # the site's detectors and LUT (identity at the defaults: x 1.0, + 0.0)
+    prof["photons"] = prof["photons"] * site.dose
+    prof["blur"] = prof["blur"] + site.extra_blur
+    prof["gamma"] = prof["gamma"] * site.gamma
     scale = size / 64
     k_att = 2.2
     intensity = torch.exp(-k_att * atten) * p["exposure"].float().view(b, 1, 1)
@@ -310,7 +320,7 @@ def _acquire(p: dict[str, torch.Tensor], atten: torch.Tensor, body: torch.Tensor
     wl, wh = p["window_lo"].float().view(b, 1, 1), p["window_hi"].float().view(b, 1, 1)
     img = ((img - wl) / (wh - wl)).clamp(0, 1) ** prof["gamma"].view(b, 1, 1)
     smooth = _gauss_blur(img, torch.full((b,), 1.5 * scale))
-    img = img + prof["sharpen"].view(b, 1, 1) * (img - smooth)
+    img = display_window(img + prof["sharpen"].view(b, 1, 1) * (img - smooth), site)
     # collimation: dark shutter borders on some images
     border = p["border"].float().view(b, 1, 1)
     lin = (torch.arange(size, dtype=torch.float32) + 0.5) / size
@@ -321,7 +331,7 @@ def _acquire(p: dict[str, torch.Tensor], atten: torch.Tensor, body: torch.Tensor
 
 
 def generate_radiographs(n: int, *, size: int = 64, prevalence: float = 0.3, seed: int = 0,
-                         supersample: int = 1,
+                         supersample: int = 1, site: AcquisitionSite | None = None,
                          ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """``n`` synthetic chest radiographs -> (x, y, meta).
 
@@ -329,8 +339,10 @@ def generate_radiographs(n: int, *, size: int = 64, prevalence: float = 0.3, see
         n: number of images (each a different patient).
         size: height and width in pixels (64 or 128 are typical).
         prevalence: probability that an image shows pneumonia.
-        seed: everything is a function of (n, size, prevalence, seed, supersample).
+        seed: everything is a function of (n, size, prevalence, seed, supersample, site).
         supersample: render at this multiple of ``size`` and average down (antialiasing).
+        site: the acquisition site (:class:`~sslcore_medical_imaging.sites.AcquisitionSite`:
+            dose, blur, LUT, native matrix, collimation, scanner mix); None: the built-in one.
 
     Returns:
         x: float32 ``(n, 1, size, size)`` in [0, 1] (8-bit steps); y: int64 (n,), 1 =
@@ -340,8 +352,10 @@ def generate_radiographs(n: int, *, size: int = 64, prevalence: float = 0.3, see
     if n < 0 or size < 8 or not 0.0 <= prevalence <= 1.0 or supersample < 1:
         raise ValueError(f"generate_radiographs: bad arguments n={n}, size={size}, "
                          f"prevalence={prevalence}, supersample={supersample}")
+    site = site or AcquisitionSite()
+    native = site.native_size or size
     rng = np.random.default_rng(seed)
-    params = _sample_patients(rng, n, prevalence)
+    params = _sample_patients(rng, n, prevalence, site)
     noise_seed = int(rng.integers(0, 2**62))
     x = np.empty((n, 1, size, size), dtype=np.float32)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
@@ -349,7 +363,8 @@ def generate_radiographs(n: int, *, size: int = 64, prevalence: float = 0.3, see
             gen = torch.Generator().manual_seed(noise_seed + i)
             chunk = {k: torch.as_tensor(v[start:start + _CHUNK]) for k, v in params.items()}
             chunk = {k: v.float() if v.is_floating_point() else v for k, v in chunk.items()}
-            x[start:start + _CHUNK, 0] = _render(chunk, gen, size, supersample).numpy()
+            img = _render(chunk, gen, native, supersample, site)
+            x[start:start + _CHUNK, 0] = resize_to(img, size).numpy()
     meta = {"scanner": params["scanner"].astype(np.int64),
             "pattern": params["pattern"].astype(np.int64),
             "severity": params["severity"].astype(np.float32)}

@@ -44,15 +44,18 @@ def _blur_bands(x: np.ndarray) -> np.ndarray:
 
 
 def observe(rng: np.random.Generator, surface: np.ndarray, *, cloud_rate: float = 0.15,
-            haze: float = 1.0) -> np.ndarray:
+            haze: float = 1.0, illumination: float = 1.0) -> np.ndarray:
     """Top-of-atmosphere reflectance ``(n, 13, H, W)`` of surface reflectance ``surface``.
 
     Args:
         cloud_rate: share of tiles with opaque cloud patches (a similar share get cirrus).
         haze: scales aerosol optical depth (0 removes aerosol haze).
+        illumination: scales the sun-elevation gain (another season or latitude).
     """
     n, _, size, _ = surface.shape
     gain = rng.uniform(0.8, 1.15, n)[:, None]
+    if illumination != 1.0:
+        gain = gain * illumination
     tau = haze * rng.gamma(2.0, 0.06, n)[:, None]  # aerosol optical depth at 443 nm
     transmission = np.exp(-(0.12 * _RAYLEIGH[None] + 0.6 * tau * _AEROSOL[None]))
     path = 0.075 * _RAYLEIGH[None] + 0.25 * tau * _AEROSOL[None]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sslcore.sdk import SSLData
 from sslcore_satellite import loaders
 from sslcore_satellite.bands import BAND_NAMES, EUROSAT_CLASSES
+from sslcore_satellite.regions import Region
 
 
 class SyntheticParams(BaseModel):
@@ -28,6 +29,9 @@ class SyntheticParams(BaseModel):
     cloud_rate: float = Field(0.15, ge=0, le=1, description="share of tiles with clouds "
                               "(and, separately, with cirrus)")
     haze: float = Field(1.0, ge=0, le=5, description="scale of aerosol optical depth")
+    region: Region = Field(default_factory=Region, description="another region or season "
+                           "(illumination, vegetation season, material reflectance, texture "
+                           "scale; see regions.py); the defaults are the built-in region")
 
 
 def satellite_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
@@ -36,14 +40,17 @@ def satellite_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
 
     def draw(n: int, stream: int) -> tuple:
         return generate_tiles(n, size=params.size, seed=seed, stream=stream,
-                              cloud_rate=params.cloud_rate, haze=params.haze)
+                              cloud_rate=params.cloud_rate, haze=params.haze,
+                              region=params.region)
 
     unlabeled, _ = draw(params.n_unlabeled, 0)  # its labels are never used
     x, y = draw(params.n_labeled, 1)
     xt, yt = draw(params.n_test, 2)
     source = (f"synthetic Sentinel-2 tiles (n={params.n_unlabeled}+{params.n_labeled}+"
               f"{params.n_test}, size={params.size}, cloud_rate={params.cloud_rate}, "
-              f"haze={params.haze}, seed={seed})")
+              f"haze={params.haze}, seed={seed}"
+              + ("" if params.region.is_default() else f", region: {params.region.describe()}")
+              + ")")
     return SSLData(unlabeled=unlabeled, labeled_x=x, labeled_y=y, test_x=xt, test_y=yt,
                    sources=[source], class_names=list(EUROSAT_CLASSES),
                    notes={"bands": ",".join(BAND_NAMES), "scale": "L1C reflectance (DN/10000)"}

@@ -58,18 +58,21 @@ _LOG_WL = np.log(WAVELENGTHS / 800.0)
 
 
 def tile_spectra(rng: np.random.Generator, n: int, gain_sd: float = 0.08,
-                 tilt_sd: float = 0.06, phenology: float = 1.0) -> np.ndarray:
+                 tilt_sd: float = 0.06, phenology: float = 1.0, season: float = 0.0) -> np.ndarray:
     """Per-tile material spectra ``(n, materials, 13)``.
 
     The season of acquisition first: EuroSAT's tiles span the whole year, so each tile draws a
     canopy greenness (1 at the peak of the season) that moves grass, crops and shrubs towards
     dry, senescent vegetation, and deciduous forest (a random share of each tile's forest)
-    towards a leafless canopy; ``phenology`` scales the effect (0: always peak season). Then a
+    towards a leafless canopy; ``phenology`` scales the effect (0: always peak season) and
+    ``season`` shifts it (another region's or month's acquisitions, clipped to 0..1). Then a
     random gain per (tile, material) and a smooth log-wavelength tilt (moisture, soil type,
     illumination geometry).
     """
     spectra = np.repeat(SPECTRA[None], n, axis=0)
     dormancy = phenology * (1.0 - rng.beta(4.0, 1.6, n))[:, None]  # 0 = peak season
+    if season:
+        dormancy = np.clip(dormancy + season, 0.0, 1.0)
     deciduous = rng.uniform(0.0, 1.0, n)[:, None]
     dry = SPECTRA[M["dry"]][None]
     for name, share in (("grass", 1.0), ("crop", 1.0), ("shrub", 0.5)):

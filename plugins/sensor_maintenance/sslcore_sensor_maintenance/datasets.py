@@ -35,6 +35,7 @@ from sslcore_sensor_maintenance.loaders import (
     prepare_failures,
     prepare_readings,
 )
+from sslcore_sensor_maintenance.operating import Plant
 from sslcore_sensor_maintenance.synthetic import generate_fleet
 from sslcore_sensor_maintenance.windowing import (
     Windows,
@@ -81,6 +82,9 @@ class SyntheticParams(WindowingParams):
     hours: int = Field(4000, ge=200)
     mtbf_hours: float = Field(1800.0, gt=48)
     data_seed: int | None = Field(None, description="generator seed; default: the run's seed")
+    plant: Plant = Field(default_factory=Plant, description="another plant (duty, climate, "
+                         "sensor gains / offsets / noise, failure-mode mix; see operating.py); "
+                         "the defaults are the built-in fleet")
 
 
 class TableParams(WindowingParams):
@@ -184,18 +188,21 @@ def sensor_synthetic(params: SyntheticParams, *, seed: int) -> SSLData:
     """The built-in synthetic fleet, hourly, through the same pipeline as a user's files."""
     data_seed = seed if params.data_seed is None else params.data_seed
     fleet = generate_fleet(params.n_machines, params.hours, data_seed,
-                           mtbf_hours=params.mtbf_hours)
+                           mtbf_hours=params.mtbf_hours, plant=params.plant)
     readings, failures_frame = fleet.readings, fleet.failures
     unlabeled_only: frozenset[str] = frozenset()
     if params.n_unlabeled_machines:  # their own stream: the logged fleet stays the same
         extra = generate_fleet(params.n_unlabeled_machines, params.hours,
-                               data_seed + UNLABELED_SEED_OFFSET, mtbf_hours=params.mtbf_hours)
+                               data_seed + UNLABELED_SEED_OFFSET, mtbf_hours=params.mtbf_hours,
+                               plant=params.plant)
         extra_readings = extra.readings.with_columns(pl.col("machine_id").str.replace("M", "U"))
         unlabeled_only = frozenset(extra_readings["machine_id"].unique().to_list())
         readings = pl.concat([readings, extra_readings])
     source = (f"synthetic(n_machines={params.n_machines}, n_unlabeled_machines="
               f"{params.n_unlabeled_machines}, hours={params.hours}, "
-              f"mtbf_hours={params.mtbf_hours:g}, seed={data_seed})")
+              f"mtbf_hours={params.mtbf_hours:g}, seed={data_seed}"
+              + ("" if params.plant.is_default() else f", plant: {params.plant.describe()}")
+              + ")")
     frame, sensors = prepare_readings(readings.lazy(), ReadingsColumns(), source)
     machines = set(frame[MACHINE].unique().to_list())
     failures = prepare_failures(failures_frame.lazy(), FailureColumns(mode="failure_mode"),

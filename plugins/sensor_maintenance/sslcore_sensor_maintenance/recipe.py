@@ -25,10 +25,23 @@ from sslcore.sdk import VerticalRecipe
 METRICS = ["auprc", "recall_at_1pct_fpr", "failures_detected_at_1pct_far",
            "failures_caught_ahead_at_1pct_far", "median_lead_time_at_1pct_far"]
 
+# Another plant (sslcore_sensor_maintenance.operating): heavier duty, a climate 12 degC
+# hotter, other sensors (vibration gain, temperature offset, 1.5x the noise) and more cooling
+# faults. 30 machines, 18 of them the shifted test set (the quick run's test fleet size); the
+# other 12 machines' windows serve adaptation only when pretrain.target_unlabeled names it.
+PLANT_B: dict[str, Any] = {
+    "n_machines": 30, "n_unlabeled_machines": 0, "test_fraction": 0.6,
+    "plant": {"load_offset": 0.1, "ambient_offset": 12.0, "noise_scale": 1.5,
+              "sensor_gain": {"vibration": 1.25}, "sensor_offset": {"temperature": 2.0},
+              "failure_modes": {"bearing_wear": 0.25, "cooling_fault": 0.4, "seal_leak": 0.2,
+                                "electrical_fault": 0.15}},
+}
+
 DATASET: dict[str, Any] = {
     "name": "sensor_synthetic",
     "params": {"n_machines": 100, "n_unlabeled_machines": 200, "hours": 4000, "window": 64,
                "stride": 8, "horizon": 72.0, "machine_baseline": 336.0},
+    "shifted": {"plant_b": PLANT_B},
 }
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -94,7 +107,10 @@ QUICK_OVERRIDES: dict[str, Any] = {
 def sensor_recipe(params: Any) -> VerticalRecipe:
     from sslcore_sensor_maintenance.alerts import write_artifacts
 
+    from sslcore_sensor_maintenance.fit_checks import sensor_data_checks
+
     return VerticalRecipe(
+        data_checks=sensor_data_checks,  # warnings where the data do not fit
         description=__doc__.strip().splitlines()[0],
         default_config=DEFAULT_CONFIG,
         quick_overrides=QUICK_OVERRIDES,

@@ -46,8 +46,10 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 
-SENSORS = ["vibration", "temperature", "pressure", "current", "speed"]
-MODES = ["bearing_wear", "cooling_fault", "seal_leak", "electrical_fault"]
+from sslcore_sensor_maintenance.operating import PLANT_MODES, PLANT_SENSORS, Plant
+
+SENSORS = list(PLANT_SENSORS)
+MODES = list(PLANT_MODES)
 MODE_PROBS = [0.35, 0.25, 0.25, 0.15]
 # Degradation duration range (hours before the failure) per mode.
 ONSET_HOURS = {"bearing_wear": (150, 500), "cooling_fault": (100, 300),
@@ -84,7 +86,8 @@ def _lag(x: np.ndarray, tau: float) -> np.ndarray:
     return lfilter([1 - a], [1.0, -a], x, axis=1, zi=zi)[0]
 
 
-def _schedule(rng: np.random.Generator, hours: int, mtbf: float, pm_range: tuple[int, int]
+def _schedule(rng: np.random.Generator, hours: int, mtbf: float, pm_range: tuple[int, int],
+              mode_probs: list[float],
               ) -> tuple[list[tuple], list[tuple[int, str]], list[tuple[int, int, str]]]:
     """One machine's events on the hourly grid: degradations (first hour, end hour, mode,
     amplitude, power, onset, failure hour), failures (hour, mode) and maintenance (start, end,
@@ -96,7 +99,7 @@ def _schedule(rng: np.random.Generator, hours: int, mtbf: float, pm_range: tuple
     next_pm = int(rng.integers(0, pm_range[1]))  # machines are met mid-way between PMs
     while start < hours:
         fail = start + max(48, int(mtbf * rng.weibull(2.0)))
-        mode = MODES[rng.choice(len(MODES), p=MODE_PROBS)]
+        mode = MODES[rng.choice(len(MODES), p=mode_probs)]
         lo, hi = ONSET_HOURS[mode]
         onset = fail - int(rng.integers(lo, hi + 1))
         amp, power = float(rng.uniform(0.3, 1.0)), float(rng.uniform(1.5, 3.0))
@@ -119,7 +122,8 @@ def _schedule(rng: np.random.Generator, hours: int, mtbf: float, pm_range: tuple
 
 def generate_fleet(n_machines: int = 100, hours: int = 4000, seed: int = 0, *,
                    mtbf_hours: float = 1800.0, pm_interval_hours: tuple[int, int] = (1200, 2500),
-                   dropout_rate: float = 0.003, outages_per_machine: float = 1.0) -> Fleet:
+                   dropout_rate: float = 0.003, outages_per_machine: float = 1.0,
+                   plant: Plant | None = None) -> Fleet:
     """Simulate ``n_machines`` for ``hours`` hours; see the module docstring.
 
     Args:
@@ -128,7 +132,11 @@ def generate_fleet(n_machines: int = 100, hours: int = 4000, seed: int = 0, *,
         dropout_rate: probability that one sensor reading (null) or a whole hour (no row)
             is lost, each.
         outages_per_machine: mean number of multi-hour communication outages per machine.
+        plant: another plant (:class:`~sslcore_sensor_maintenance.operating.Plant`: duty,
+            climate, sensor gains / offsets / noise, failure-mode mix); None: the built-in one.
     """
+    plant = plant or Plant()
+    ns = plant.noise_scale  # x 1.0 at the default: the built-in fleet stays bit-exact
     rng = np.random.default_rng(seed)
     m, h = n_machines, hours
     t = np.arange(h, dtype=np.float64)[None, :]
@@ -150,6 +158,8 @@ def generate_fleet(n_machines: int = 100, hours: int = 4000, seed: int = 0, *,
     demand = (rng.uniform(0.55, 0.75, (m, 1))
               + shift_amp * np.sin(2 * np.pi * hour_of_day / 24 + shift_phase)
               - weekend + _ar1(rng, (m, h), 0.97, 0.04))
+    if plant.load_offset:
+        demand = demand + plant.load_offset
     regime = np.digitize(demand, REGIME_EDGES)
     speed_frac = REGIME_SPEED[regime]
     load = np.clip(demand + _ar1(rng, (m, h), 0.7, 0.05), 0.1, 1.1)
@@ -158,7 +168,7 @@ def generate_fleet(n_machines: int = 100, hours: int = 4000, seed: int = 0, *,
     site_t = (15 + 8 * np.sin(2 * np.pi * t / (24 * 365))
               + rng.uniform(4, 7, (N_SITES, 1)) * np.sin(2 * np.pi * (hour_of_day - 9) / 24)
               + _ar1(rng, (N_SITES, h), 0.98, 0.4))
-    ambient = site_t[site]
+    ambient = site_t[site] + plant.ambient_offset if plant.ambient_offset else site_t[site]
 
     # --- events: degradation severities, per-episode baselines, downtime
     sev = {mode: np.zeros((m, h)) for mode in MODES}
@@ -168,7 +178,8 @@ def generate_fleet(n_machines: int = 100, hours: int = 4000, seed: int = 0, *,
     calib = np.zeros((m, h), dtype=np.int64)  # recalibration epoch of the drifting sensors
     fail_rows, maint_rows = [], []
     for i in range(m):
-        degs, fails, maints = _schedule(rng, h, mtbf_hours, pm_interval_hours)
+        degs, fails, maints = _schedule(rng, h, mtbf_hours, pm_interval_hours,
+                                        plant.mode_probs(MODE_PROBS))
         for begin, end, mode, a, power, onset, fail in degs:
             span = np.arange(begin, end)
             sev[mode][i, begin:end] = ((span - onset) / (fail - onset)) ** power
@@ -188,17 +199,17 @@ def generate_fleet(n_machines: int = 100, hours: int = 4000, seed: int = 0, *,
     drift_t = _drift(rng, calib, 0.03)
     drift_p = _drift(rng, calib, 0.002)
 
-    speed = rated * speed_frac * (1 + rng.normal(0, 0.004, (m, h)))
+    speed = rated * speed_frac * (1 + rng.normal(0, 0.004 * ns, (m, h)))
     heat = _lag(k_temp * load * speed_frac, tau=4.0)
     temperature = (ambient + heat + 15 * cooling * (0.5 + load) + 3 * bearing
-                   + drift_t + rng.normal(0, 0.4, (m, h)))
+                   + drift_t + rng.normal(0, 0.4 * ns, (m, h)))
     pressure = (p0 * speed_frac ** 2 * (1 - 0.3 * seal) * (1 + drift_p)
-                + rng.normal(0, 0.05, (m, h)))
+                + rng.normal(0, 0.05 * ns, (m, h)))
     spikes = rng.gamma(2.0, 0.5, (m, h)) * (rng.random((m, h)) < 0.02 + 0.1 * bearing)
     vibration = (vib_level * speed_frac ** 2 * (1 + 2.0 * bearing)
-                 * rng.lognormal(0, 0.06 + 0.1 * bearing, (m, h)) + spikes)
+                 * rng.lognormal(0, (0.06 + 0.1 * bearing) * ns, (m, h)) + spikes)
     current = ((i0 + i1 * load * speed_frac) * (1 + 0.06 * seal)
-               * (1 + rng.normal(0, 0.01 + 0.15 * electrical, (m, h))))
+               * (1 + rng.normal(0, (0.01 + 0.15 * electrical) * ns, (m, h))))
 
     # --- what the historian recorded
     keep = running & (rng.random((m, h)) >= dropout_rate)
@@ -208,6 +219,10 @@ def generate_fleet(n_machines: int = 100, hours: int = 4000, seed: int = 0, *,
             keep[i, start:start + int(rng.integers(3, 49))] = False
     values = {"vibration": vibration, "temperature": temperature, "pressure": pressure,
               "current": current, "speed": speed}
+    for name, gain in plant.sensor_gain.items():  # the plant's sensors: calibration, mounting
+        values[name] = values[name] * gain
+    for name, offset in plant.sensor_offset.items():
+        values[name] = values[name] + offset
     machine_ids = np.array([f"M{i:03d}" for i in range(m)])
     rows_m, rows_t = np.nonzero(keep)
     cols = {"machine_id": machine_ids[rows_m],

@@ -11,6 +11,11 @@ Classification", ACL 2018; Kumar et al., "Fine-Tuning can Distort Pretrained Fea
 2022). The default is 1.0, the scratch baseline's rate: on synthetic 0.5%-positive tables
 (500 to 40k labeled rows, 2 seeds) a 0.3 scale was never better (5 losses, 1 tie).
 
+``finetune.layer_decay`` (the budget's, so every head that fine-tunes an encoder gets it, in
+the SSL and transfer arms alike) lowers that backbone rate further layer by layer towards the
+input (:mod:`sslcore.train.layer_decay`); the ``scratch`` baseline, random throughout, does
+not use it.
+
 Example::
 
     head = Finetune(FinetuneParams(backbone_lr_scale=0.5))
@@ -65,7 +70,8 @@ class Finetune:
             encoder, ctx.num_classes, ctx.x_train, ctx.y_train, ctx.x_val, ctx.y_val,
             ctx.budget, seed=ctx.seed, device=ctx.device, augment=ctx.augment,
             freeze_backbone=self.params.freeze_backbone,
-            backbone_lr_scale=self.params.backbone_lr_scale)
+            backbone_lr_scale=self.params.backbone_lr_scale,
+            layer_decay=getattr(ctx.budget, "layer_decay", None))
         self.fit_info = self.model.fit_info
 
     def predict_scores(self, x: np.ndarray) -> np.ndarray:

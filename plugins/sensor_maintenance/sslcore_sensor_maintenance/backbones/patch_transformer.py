@@ -24,11 +24,13 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from sslcore.sdk import DataError
+from sslcore.sdk import DataError, load_init
 from sslcore_sensor_maintenance.backbones.base import (
     MeanLastPool,
     SequenceBackbone,
@@ -72,7 +74,8 @@ class PatchTransformerBackbone(SequenceBackbone):
         return plan_length("patch_transformer", length, params.patch_len,
                            "backbone.params.patch_len", what="patches")[1]
 
-    def __init__(self, params: PatchTransformerParams, *, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, params: PatchTransformerParams, *, input_shape: tuple[int, ...],
+                 init: Any = None) -> None:
         n_channels, length = check_input_shape("patch_transformer", input_shape)
         rule = self.describe_input(params, input_shape)
         if params.d_model % params.heads:
@@ -90,6 +93,8 @@ class PatchTransformerBackbone(SequenceBackbone):
         self.encoder = nn.TransformerEncoder(layer, params.depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(params.d_model)
         self.head = MeanLastPool(params.d_model, params.embed_dim)
+        if init is not None:  # backbone.init: e.g. an export of an earlier sslcore run
+            load_init(self, init)
 
     def tokens(self, z: torch.Tensor) -> torch.Tensor:
         z = pad_start(z, self.token_len)

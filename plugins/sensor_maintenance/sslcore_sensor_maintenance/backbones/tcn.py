@@ -25,10 +25,13 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from sslcore.sdk import load_init
 from sslcore_sensor_maintenance.backbones.base import (
     MeanLastPool,
     SequenceBackbone,
@@ -72,6 +75,8 @@ class TCNBackbone(SequenceBackbone):
         params: a :class:`TCNParams`.
         input_shape: ``(channels, length)``; any length of at least ``2 * stem_stride`` steps
             works at run time (see the module docstring).
+        init: ``backbone.init`` (see ``sslcore.sdk.load_init``): weights of an earlier
+            encoder of the same architecture, e.g. ``sslcore export`` of another fleet's run.
 
     Raises:
         DataError: ``input_shape`` is not ``(channels, length)``, or the length is shorter
@@ -84,7 +89,8 @@ class TCNBackbone(SequenceBackbone):
         _, length = check_input_shape("tcn", input_shape)
         return plan_length("tcn", length, params.stem_stride, "backbone.params.stem_stride")[1]
 
-    def __init__(self, params: TCNParams, *, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, params: TCNParams, *, input_shape: tuple[int, ...],
+                 init: Any = None) -> None:
         n_channels, length = check_input_shape("tcn", input_shape)
         super().__init__(n_channels, length, token_len=params.stem_stride,
                          token_dim=params.channels, clip=params.clip,
@@ -96,6 +102,8 @@ class TCNBackbone(SequenceBackbone):
         self.blocks = nn.Sequential(*[_ResidualBlock(params.channels, k, d, params.dropout)
                                       for d in params.dilations])
         self.head = MeanLastPool(params.channels, params.embed_dim)
+        if init is not None:  # backbone.init: e.g. an export of an earlier sslcore run
+            load_init(self, init)
 
     def tokens(self, z: torch.Tensor) -> torch.Tensor:
         z = pad_start(z, self.token_len)
