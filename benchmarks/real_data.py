@@ -194,7 +194,9 @@ def _score(report: Any, arm: str | None, method: str | None, fraction: float) ->
         t = t.filter(pl.col("arm") == arm)
     if t.is_empty():
         return "-"
-    return f"{method} {t['mean'][0]:.3f} ± {t['std'][0]:.3f}"
+    std = t["std"][0]
+    spread = "n/a" if std is None or std != std else f"{std:.3f}"  # one seed: no spread
+    return f"{method} {t['mean'][0]:.3f} ± {spread}"
 
 
 def _chosen(report: Any, arm: str, chosen: tuple[str, float] | None, fraction: float) -> str:

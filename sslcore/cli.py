@@ -110,7 +110,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         name, version = report.registered_model.removeprefix("models:/").rsplit("/", 1)
         print(f"Registered as {report.registered_model} (alias {name}@candidate); make it the "
               f"champion with: sslcore promote {name} {version}{uri}")
-    print(f"Open the UI with: sslcore ui{uri}")
+    if report.tracking_uri.startswith(("http://", "https://")):  # a server has its own UI
+        print(f"See the run at: {report.tracking_uri.rstrip('/')}/#/experiments/"
+              f"{report.experiment_id}/runs/{report.run_id}")
+    else:
+        print(f"Open the UI with: sslcore ui{uri}")
     print(f"Serve the model with: sslcore serve {report.registered_model or report.model_uri}"
           f"{uri}")
     return 0

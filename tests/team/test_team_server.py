@@ -122,6 +122,8 @@ def test_two_users_run_at_once(team_server, tmp_path, monkeypatch):
         for proc in procs:
             out, _ = proc.communicate(timeout=RUN_TIMEOUT)
             assert proc.returncode == 0, out[-4000:]
+            # a server's own UI, not `sslcore ui` (which browses a local store)
+            assert f"See the run at: {url}/#/experiments/" in out, out[-2000:]
     finally:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
