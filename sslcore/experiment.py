@@ -239,10 +239,8 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
         encoder = run_pretraining(cfg, built, data, ckpt_dir, resume=resume, device=device,
                                   progress=progress, log_to_mlflow=not reuse,
                                   reopen_run_id=prior[0] if prior and prior[1] != "FINISHED"
-                                  else None)
-        if pre := tracking.latest_child(exp_id, parent_id, "pretrain"):  # a name for the UI
-            tracking.set_tags(pre[0], {"mlflow.runName": f"pretrain | {cfg.pretext.name} | "
-                                                         f"{cfg.backbone.name}"})
+                                  else None,
+                                  run_name=f"pretrain | {cfg.pretext.name} | {cfg.backbone.name}")
         logged = tracking.finished_children(exp_id, parent_id) if resume else {}
         n_logged = [0]
 
@@ -298,11 +296,11 @@ def run_experiment(cfg: ExperimentConfig, registries: Any, data: SSLData, *,
             tables=(table, val_table, shift_table), reference=reference, lower=lower,
             dropped=dropped)
         interrupts.fault_point("artifacts")  # the crash tests' hook
+        raw = raw_input_for(cfg, registries, data)
         model_uri = tracking.log_best_model(best_model, data.labeled_x[:5],
-                                            data.feature_names, data.class_names,
-                                            raw_input_for(cfg, registries, data))
+                                            data.feature_names, data.class_names, raw)
         registered = tracking.record_best_model(parent_id, model_uri, cfg, best, sweep.results,
-                                                sweep.val_results)
+                                                sweep.val_results, raw and raw.limits)
     return Report(table, sweep.results, parent_id, exp_id, tracking.resolve_uri(cfg.tracking.uri),
                   cfg, hl, f"{best[0]}/{best[1]}", model_uri, sweep.labeled_counts, timings,
                   val_table, dropped, lower, shift_table, registered)

@@ -26,10 +26,12 @@ from sslcore.train.probe import OnlineProbe
 
 def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir: Path, *,
                     resume: bool, device: torch.device, progress: bool,
-                    log_to_mlflow: bool, reopen_run_id: str | None = None) -> Backbone:
+                    log_to_mlflow: bool, reopen_run_id: str | None = None,
+                    run_name: str = "pretrain") -> Backbone:
     """Pretrain on the unlabeled pool (never the test set); return the encoder in eval mode.
 
-    With ``log_to_mlflow`` the rank-0 process logs a nested ``pretrain`` run: loss, learning
+    With ``log_to_mlflow`` the rank-0 process logs a nested run named ``run_name``
+    (tagged ``sslcore.kind=pretrain``): loss, learning
     rate, embedding std and effective rank per step, the final checkpoint and the encoder;
     the step plan as params (``budget``, ``planned_steps``, ``steps_per_epoch``,
     ``pretrain_batch_size``) and why it ended as the tag ``sslcore.stop_reason`` (the plan's
@@ -49,7 +51,7 @@ def run_pretraining(cfg: ExperimentConfig, built: Built, data: SSLData, ckpt_dir
     from sslcore.train.pretrain import pretrain_encoder
 
     main = is_main_process()
-    ctx = (tracking.child_run("pretrain", {"sslcore.kind": "pretrain",
+    ctx = (tracking.child_run(run_name, {"sslcore.kind": "pretrain",
                                            "sslcore.vertical": cfg.vertical}, reopen_run_id)
            if log_to_mlflow and main else nullcontext())
     with ctx as run:

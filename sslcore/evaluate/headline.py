@@ -114,7 +114,7 @@ def reference_label(baselines: Iterable[Any]) -> str | None:
     return next((ref.label for ref in baselines if ref.name == REFERENCE_METHOD), None)
 
 
-def _pick(summary: pl.DataFrame, group: str | None, metric: str, fraction: float,
+def tied_best(summary: pl.DataFrame, group: str | None, metric: str, fraction: float,
           lower: Collection[str]) -> list[tuple[str, str]]:
     """(arm, method) of the group's methods (every group's when None) with the best mean on
     ``summary`` at ``fraction``: one, or all that tie for it, sorted by name."""
@@ -145,7 +145,7 @@ def _best(table: pl.DataFrame, choose_by: pl.DataFrame, group: str, metric: str,
     average), labelled ``tied on validation: a, b, ...``. Breaking the tie by name would
     report whichever sorts first."""
     chosen = [(shown_name(group, arm, m), v) for arm, m in
-              _pick(choose_by, group, metric, fraction, lower)
+              tied_best(choose_by, group, metric, fraction, lower)
               if (v := _test_mean(table, arm, metric, fraction, m)) is not None]
     if len(chosen) <= 1:
         return chosen[0] if chosen else None
@@ -161,7 +161,7 @@ def overall_choice(val_table: pl.DataFrame, metric: str,
     if val_table.is_empty():
         return []
     top = float(val_table["label_fraction"].max())
-    return _pick(with_groups(val_table), None, metric, top, lower)
+    return tied_best(with_groups(val_table), None, metric, top, lower)
 
 
 def headline(table: pl.DataFrame, metric: str, val_table: pl.DataFrame | None = None,

@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from sslcore.evaluate.headline import groups_present, tied_best, with_groups
 from sslcore.evaluate.report import RESULT_SCHEMA, summarize
 
 SHIFT_SCHEMA = RESULT_SCHEMA | {"domain": pl.Utf8}
@@ -58,16 +59,18 @@ def shift_frame(table: pl.DataFrame, shift_table: pl.DataFrame, metric: str,
 def chosen_on_validation(val_table: pl.DataFrame | None, metric: str,
                          lower: bool = False) -> dict[tuple[float, str], tuple[str, str]]:
     """(label_fraction, group) -> (arm, method) with the best mean validation ``metric``
-    (ties: first by name): each group's representative (the group is the arm, or
-    ``label_free``, where the summary has a ``group`` column)."""
+    (ties: the first by name, as the headline's): each group's representative (the group is
+    the arm, or ``label_free``, where the summary has a ``group`` column)."""
     if val_table is None or val_table.is_empty():
         return {}
+    table = with_groups(val_table)
+    lower_set = {metric} if lower else set()
     out: dict[tuple[float, str], tuple[str, str]] = {}
-    group = "group" if "group" in val_table.columns else "arm"
-    ranked = val_table.filter((pl.col("metric") == metric) & pl.col("mean").is_not_nan()).sort(
-        ["mean", "arm", "method"], descending=[not lower, False, False], nulls_last=True)
-    for row in ranked.iter_rows(named=True):
-        out.setdefault((row["label_fraction"], row[group]), (row["arm"], row["method"]))
+    for fraction in sorted(table["label_fraction"].unique().to_list()):
+        for group in groups_present(table):
+            tied = tied_best(table, group, metric, fraction, lower_set)
+            if tied:
+                out[(fraction, group)] = tied[0]
     return out
 
 

@@ -127,11 +127,12 @@ def _logged_fit_scores(cfg: Any, best: tuple[str, str], results: Any,
 
 
 def record_best_model(run_id: str, model_uri: str, cfg: Any, best: tuple[str, str],
-                      results: Any, val_results: Any) -> str | None:
+                      results: Any, val_results: Any, limits: str | None = None) -> str | None:
     """After :func:`log_best_model`: the parent run's tag ``sslcore.model_uri`` and metrics
     ``test_<primary>`` / ``val_<primary>`` (the logged fit's scores, so the runs table shows
     them on the parent's row) and, unless ``tracking.register`` is false, a Model Registry
-    version (alias ``candidate``); returns ``models:/<name>/<version>`` or None."""
+    version (alias ``candidate``); returns ``models:/<name>/<version>`` or None. ``limits``:
+    the raw input's limits (``RawInput.limits``), repeated in the version's description."""
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
@@ -153,9 +154,6 @@ def record_best_model(run_id: str, model_uri: str, cfg: Any, best: tuple[str, st
     what = (f"{best[1]} ({best[0]} arm) at label fraction {fraction}, seed {ev.seeds[0]}, "
             f"chosen on validation {ev.primary_metric}; test {ev.primary_metric} "
             f"{tags['score']}. Source run {run_id}.")
-    from mlflow.models import get_model_info
-
-    limits = ((get_model_info(model_uri).metadata or {}).get("sslcore") or {}).get("limits")
     version = register_best_model(model_uri, name, tags,
                                   f"{what} Input limits: {limits}" if limits else what)
     client.set_tag(run_id, "sslcore.registered_model", f"models:/{name}/{version}")
